@@ -1,0 +1,3 @@
+from atlas.cli.main import run
+
+run()

@@ -1,0 +1,248 @@
+"""``arc-atlas db``: upgrade, status, url, stop, recover, seed-demo."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from atlas.errors import InvalidFilter
+from atlas.storage import (
+    SessionWriter,
+    apply_migrations,
+    atlas_home,
+    available_migrations,
+    embedded_server,
+    resolve_settings,
+    schema_status,
+    stop_embedded,
+)
+from atlas.storage.connection import ConnectionSettings, connect, translate_errors
+from atlas.storage.synthetic import seed_sessions
+
+__all__ = ["TABLES", "parse_duration", "register"]
+
+TABLES = (
+    "sessions",
+    "plans",
+    "step_results",
+    "step_attempts",
+    "guidance_notes",
+    "trajectory_events",
+    "discovery_runs",
+    "learning_registry",
+)
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|s)", re.IGNORECASE)
+_UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse ``90s``, ``30m``, ``2h``, ``1d``, ``1h30m`` into a timedelta.
+
+    Raises :class:`InvalidFilter` for anything else.
+    """
+    cleaned = text.strip().replace(" ", "")
+    parts = _DURATION.findall(cleaned)
+    if not parts or "".join(n + u for n, u in parts).lower() != cleaned.lower():
+        raise InvalidFilter(
+            f"Cannot read duration {text!r}: "
+            "use a number with a unit, such as 30m, 2h, 1d or 1h30m."
+        )
+    return timedelta(seconds=sum(float(n) * _UNITS[u.lower()] for n, u in parts))
+
+
+def _out() -> Console:
+    return Console(file=sys.stdout, highlight=False, soft_wrap=True)
+
+
+def _settings(args: argparse.Namespace) -> ConnectionSettings:
+    return resolve_settings(
+        getattr(args, "database_url", None), config_path=getattr(args, "config", None)
+    )
+
+
+def _upgrade(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    with connect(settings) as conn, translate_errors(settings.display_url):
+        if args.dry_run:
+            pending = schema_status(conn).pending
+            for m in pending:
+                print(f"would apply {m.version:04d} {m.name}")
+            if not pending:
+                print(f"{settings.display_url} is up to date.")
+            return 0
+        applied = apply_migrations(conn)
+    for m in applied:
+        print(f"applied {m.version:04d} {m.name}")
+    latest = available_migrations()[-1].version
+    print(f"{settings.display_url} is at schema version {latest}.")
+    return 0
+
+
+def _row_counts(conn: Any) -> list[tuple[str, str, str]]:
+    rows = conn.execute(
+        "SELECT c.relname, c.reltuples::bigint, pg_size_pretty(pg_total_relation_size(c.oid)) "
+        "FROM pg_class c WHERE c.relkind = 'r' AND c.relname = ANY(%s) "
+        "AND c.relnamespace = current_schema()::regnamespace",
+        (list(TABLES),),
+    ).fetchall()
+    found = {name: (estimate, size) for name, estimate, size in rows}
+    result = []
+    for table in TABLES:
+        if table not in found:
+            result.append((table, "missing", "-"))
+            continue
+        estimate, size = found[table]
+        if estimate > 1_000_000:
+            # Counting tens of millions of events takes a while; the planner's
+            # estimate is within a few percent once the table has been analysed.
+            result.append((table, f"~{estimate:,}", size))
+        else:
+            count = conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
+            result.append((table, f"{count:,}", size))
+    return result
+
+
+def _status(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    console = _out()
+    with connect(settings) as conn, translate_errors(settings.display_url):
+        row = conn.execute("SELECT current_setting('server_version')").fetchone()
+        version = row[0] if row else "?"
+        status = schema_status(conn)
+        counts = _row_counts(conn)
+    origin = "embedded" if settings.embedded else settings.source
+    console.print(f"Database: {settings.display_url} (from {origin})")
+    console.print(f"Server:   PostgreSQL {version}")
+    if status.up_to_date:
+        console.print(f"Schema:   version {status.current_version}, up to date")
+    else:
+        console.print(
+            f"Schema:   version {status.current_version}, {len(status.pending)} migration(s) "
+            "pending: run `arc-atlas db upgrade`"
+        )
+    if status.modified:
+        console.print(
+            f"Warning:  migrations {list(status.modified)} changed since they were applied"
+        )
+    migrations = Table("version", "migration", "applied at", "ms", title="Migrations")
+    for m in status.applied:
+        migrations.add_row(
+            f"{m.version:04d}", m.name, m.applied_at.isoformat(" ", "seconds"), str(m.duration_ms)
+        )
+    for p in status.pending:
+        migrations.add_row(f"{p.version:04d}", p.name, "pending", "")
+    console.print(migrations)
+    tables = Table("table", "rows", "size", title="Tables")
+    for name, count, size in counts:
+        tables.add_row(name, count, size)
+    console.print(tables)
+    return 0
+
+
+def _url(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    print(settings.url if args.show_password else settings.display_url)
+    if args.source:
+        print(f"# from {'embedded' if settings.embedded else settings.source}", file=sys.stderr)
+    return 0
+
+
+def _stop(args: argparse.Namespace) -> int:
+    where = atlas_home() / "pgdata"
+    if stop_embedded():
+        print(f"Stopped the embedded PostgreSQL in {where}.", file=sys.stderr)
+    else:
+        print(f"The embedded PostgreSQL in {where} is not running.", file=sys.stderr)
+    return 0
+
+
+def _server(args: argparse.Namespace) -> int:
+    server = embedded_server()
+    if server is None:
+        print("not running")
+        return 1
+    print(f"running pid={server.pid} pgdata={server.pgdata} url={server.url()}")
+    return 0
+
+
+def _recover(args: argparse.Namespace) -> int:
+    age = parse_duration(args.older_than)
+    with SessionWriter.open(
+        args.database_url, config_path=args.config, min_connections=1, max_connections=1
+    ) as writer:
+        ids = writer.recover_stale_sessions(age, dry_run=args.dry_run)
+    verb = "Would mark" if args.dry_run else "Marked"
+    print(f"{verb} {len(ids)} session(s) as failed (interrupted): {ids}", file=sys.stderr)
+    for session_id in ids:
+        print(session_id)
+    return 0
+
+
+def _seed(args: argparse.Namespace) -> int:
+    if args.sessions < 1:
+        raise InvalidFilter("--sessions must be at least 1.")
+    if not 0 <= args.legacy_fraction <= 1:
+        raise InvalidFilter("--legacy-fraction must be between 0 and 1.")
+    settings = _settings(args)
+    with SessionWriter.open(settings.url, min_connections=1, max_connections=1):
+        pass  # applies pending migrations, as any writer does
+    with connect(settings) as conn, translate_errors(settings.display_url):
+        report = seed_sessions(
+            conn, args.sessions, seed=args.seed, legacy_fraction=args.legacy_fraction
+        )
+    print(
+        f"Wrote {report.sessions:,} synthetic sessions ({report.steps:,} steps, "
+        f"{report.events:,} events, {report.legacy_sessions:,} legacy-shaped) "
+        f"to {settings.display_url} in {report.seconds:.1f} s.",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def register(
+    commands: Any, add_connection_options: Callable[[argparse.ArgumentParser], None]
+) -> None:
+    """Add the ``db`` command group to the top-level subparsers."""
+    group = commands.add_parser("db", help="manage the database: upgrade, status, url, stop, ...")
+    sub = group.add_subparsers(dest="db_command", metavar="DB_COMMAND", required=True)
+
+    def command(name: str, handler: Callable[[argparse.Namespace], int], help: str) -> Any:
+        parser = sub.add_parser(name, help=help, description=help)
+        add_connection_options(parser)
+        parser.set_defaults(handler=handler)
+        return parser
+
+    upgrade = command("upgrade", _upgrade, "apply pending schema migrations")
+    upgrade.add_argument("--dry-run", action="store_true", help="list pending migrations only")
+    command("status", _status, "show the server, schema version and table sizes")
+    url = command("url", _url, "print the database URL in use (password masked)")
+    url.add_argument("--show-password", action="store_true", help="print the password too")
+    url.add_argument("--source", action="store_true", help="also say where the URL came from")
+    command("stop", _stop, "stop the embedded PostgreSQL server")
+    command("server", _server, "say whether the embedded PostgreSQL server is running")
+    recover = command(
+        "recover", _recover, "mark sessions left running by a killed process as failed"
+    )
+    recover.add_argument(
+        "--older-than", required=True, metavar="DURATION", help="idle time, e.g. 30m, 2h, 1d"
+    )
+    recover.add_argument("--dry-run", action="store_true", help="list them, change nothing")
+    seed = command("seed-demo", _seed, "write synthetic sessions (for demos, tests, benchmarks)")
+    seed.add_argument(
+        "--sessions", type=int, default=100, metavar="N", help="how many (default 100)"
+    )
+    seed.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    seed.add_argument(
+        "--legacy-fraction",
+        type=float,
+        default=0.0,
+        metavar="F",
+        help="share of sessions written in older Atlas shapes (0-1)",
+    )

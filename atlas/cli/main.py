@@ -1,0 +1,92 @@
+"""The ``arc-atlas`` command line: argument parsing and the one error boundary.
+
+Every command returns an exit code; errors arc-atlas expects (bad config,
+unreachable database, bad flag) are printed once as ``Error: ...`` on stderr
+with exit code 2 and no traceback. Data goes to stdout, messages to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from atlas import __version__
+from atlas.cli import db
+from atlas.errors import AtlasError
+
+__all__ = ["EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
+
+EXIT_OK = 0
+EXIT_NOTHING = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class UsageError(AtlasError):
+    """A command line that cannot be parsed."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line instead of exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see `{self.prog} --help`).")
+
+
+def _connection_options(parser: argparse.ArgumentParser, *, top_level: bool) -> None:
+    # On subcommands the defaults are SUPPRESS so a value given before the
+    # subcommand (`arc-atlas --database-url X db status`) is not overwritten.
+    default = None if top_level else argparse.SUPPRESS
+    parser.add_argument(
+        "--database-url",
+        metavar="URL",
+        default=default,
+        help="PostgreSQL URL (default: ATLAS_DATABASE_URL, the config's storage block, "
+        "or the embedded database)",
+    )
+    parser.add_argument(
+        "--config", metavar="FILE", default=default, help="arc-atlas YAML configuration file"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full ``arc-atlas`` argument parser."""
+    parser = _Parser(
+        prog="arc-atlas",
+        description="Persist agent sessions to PostgreSQL and turn them into training data.",
+    )
+    parser.add_argument("--version", action="version", version=f"arc-atlas {__version__}")
+    _connection_options(parser, top_level=True)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    db.register(commands, lambda p: _connection_options(p, top_level=False))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI and return its exit code (console scripts call ``sys.exit`` on it)."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(args_list)
+        handler = getattr(args, "handler", None)
+        if handler is None:
+            parser.print_help()
+            return EXIT_OK if not args_list else EXIT_USAGE
+        return int(handler(args))
+    except AtlasError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def run() -> NoReturn:
+    """Console-script entry point."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,26 @@
+"""Configuration: the YAML file, its validated models, and database URL resolution."""
+
+from atlas.config.database_url import EMBEDDED, ResolvedURL, resolve_database_url
+from atlas.config.loader import config_from_mapping, load_config
+from atlas.config.models import (
+    REVIEW_STATUSES,
+    AtlasConfig,
+    DriftConfig,
+    ReviewConfig,
+    RuntimeSafetyConfig,
+    StorageConfig,
+)
+
+__all__ = [
+    "EMBEDDED",
+    "REVIEW_STATUSES",
+    "AtlasConfig",
+    "DriftConfig",
+    "ResolvedURL",
+    "ReviewConfig",
+    "RuntimeSafetyConfig",
+    "StorageConfig",
+    "config_from_mapping",
+    "load_config",
+    "resolve_database_url",
+]

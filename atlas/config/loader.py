@@ -1,0 +1,113 @@
+"""Reading a YAML configuration file into :class:`AtlasConfig`.
+
+Errors name the file, the dotted key and what is allowed, in one line, so the
+CLI can print them as they are.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from atlas.config.models import AtlasConfig
+from atlas.errors import ConfigError
+
+__all__ = ["config_from_mapping", "load_config"]
+
+# ${NAME} or ${NAME:-default}; values are expanded before validation so a URL
+# can keep its password in the environment instead of the file.
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def load_config(path: str | os.PathLike[str]) -> AtlasConfig:
+    """Load and validate a YAML configuration file.
+
+    ``${NAME}`` and ``${NAME:-default}`` in string values are replaced from the
+    environment. Raises :class:`ConfigError` when the file is missing, is not
+    valid YAML, or holds an unknown key or a bad value.
+    """
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"Config file {file} does not exist: check the path.") from None
+    except OSError as exc:
+        raise ConfigError(f"Config file {file} cannot be read: {exc.strerror}.") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "not valid YAML"
+        raise ConfigError(f"{file}{where}: {problem}; fix the YAML syntax.") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{file}: the top level must be a mapping of sections (storage:, ...).")
+    return config_from_mapping(data, source=str(file))
+
+
+def config_from_mapping(data: Mapping[str, Any], *, source: str = "<config>") -> AtlasConfig:
+    """Validate an already-parsed configuration mapping (``source`` names it in errors)."""
+    expanded = _expand_env(dict(data), source, ())
+    try:
+        return AtlasConfig.model_validate(expanded)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source)) from None
+
+
+def _expand_env(value: Any, source: str, path: tuple[str, ...]) -> Any:
+    if isinstance(value, str):
+        return _ENV_REFERENCE.sub(lambda m: _lookup(m, source, path), value)
+    if isinstance(value, Mapping):
+        return {k: _expand_env(v, source, (*path, str(k))) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_env(v, source, (*path, str(i))) for i, v in enumerate(value)]
+    return value
+
+
+def _lookup(match: re.Match[str], source: str, path: tuple[str, ...]) -> str:
+    name, default = match.group(1), match.group(2)
+    found = os.environ.get(name)
+    if found is not None:
+        return found
+    if default is not None:
+        return default
+    raise ConfigError(
+        f"{source}: {'.'.join(path)} refers to ${{{name}}}, which is not set: "
+        f"export {name} or write ${{{name}:-default}}."
+    )
+
+
+def _describe(exc: ValidationError, source: str) -> str:
+    messages = []
+    for error in exc.errors():
+        loc = [str(part) for part in error["loc"]]
+        key = ".".join(loc) or "(top level)"
+        if error["type"] == "extra_forbidden":
+            allowed = ", ".join(_allowed_keys(loc[:-1]))
+            messages.append(f"{key}: unknown key; allowed here: {allowed}")
+        else:
+            got = error.get("input")
+            shown = "" if isinstance(got, (dict, list)) else f" (got {got!r})"
+            messages.append(f"{key}: {error['msg']}{shown}")
+    return f"{source}: " + "; ".join(messages) + "."
+
+
+def _allowed_keys(loc: list[str]) -> list[str]:
+    model: type[BaseModel] = AtlasConfig
+    for part in loc:
+        field = model.model_fields.get(part)
+        annotation = getattr(field, "annotation", None)
+        candidates = [a for a in getattr(annotation, "__args__", (annotation,)) if a]
+        nested = [a for a in candidates if isinstance(a, type) and issubclass(a, BaseModel)]
+        if not nested:
+            return []
+        model = nested[0]
+    return list(model.model_fields)

@@ -1,0 +1,165 @@
+"""Connection settings, connecting, and turning driver errors into arc-atlas errors.
+
+Everything a pooled connection needs is passed at connection start-up
+(``options=-c statement_timeout=...``), not with a ``SET`` after the fact, so
+the timeout holds on every connection the pool ever hands out, including
+reconnections, and survives the pool's reset between borrowers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.types.json import set_json_loads
+
+from atlas.config.database_url import ResolvedURL
+from atlas.config.models import StorageConfig
+from atlas.errors import ConfigError, DatabaseUnavailable, StatementTimeout
+from atlas.storage.urls import mask_url
+
+__all__ = [
+    "ConnectionSettings",
+    "configure_connection",
+    "connect",
+    "describe_connect_error",
+    "translate_errors",
+]
+
+APPLICATION_NAME = "arc-atlas"
+
+_MISSING_DATABASE = re.compile(r'database ".*" does not exist')
+_MISSING_ROLE = re.compile(r'role ".*" does not exist')
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """Where to connect and how: the storage block with its URL resolved."""
+
+    url: str
+    source: str = "--database-url"
+    min_connections: int = 1
+    max_connections: int = 5
+    statement_timeout_seconds: float = 30.0
+    connect_timeout_seconds: float = 10.0
+    embedded: bool = False
+
+    @classmethod
+    def from_config(
+        cls, resolved: ResolvedURL, storage: StorageConfig | None
+    ) -> ConnectionSettings:
+        """Combine a resolved URL (never the embedded marker) with a storage block."""
+        if resolved.url is None:
+            raise ValueError("resolve the embedded server's URL before building settings")
+        block = storage or StorageConfig()
+        return cls(
+            url=resolved.url,
+            source=resolved.source,
+            min_connections=block.min_connections,
+            max_connections=block.max_connections,
+            statement_timeout_seconds=block.statement_timeout_seconds,
+            connect_timeout_seconds=block.connect_timeout_seconds,
+        )
+
+    @property
+    def display_url(self) -> str:
+        """The URL with its password masked."""
+        return mask_url(self.url)
+
+    def connect_kwargs(self) -> dict[str, Any]:
+        """libpq parameters added to the URL for every connection arc-atlas opens."""
+        try:
+            existing = conninfo_to_dict(self.url).get("options") or ""
+        except psycopg.ProgrammingError as exc:
+            raise ConfigError(
+                f"Database URL {self.display_url} is not valid ({_first_line(exc)}); "
+                "expected postgresql://user:password@host:port/database."
+            ) from None
+        timeout_ms = round(self.statement_timeout_seconds * 1000)
+        options = f"{existing} -c statement_timeout={timeout_ms}".strip()
+        return {
+            "options": options,
+            "connect_timeout": max(1, round(self.connect_timeout_seconds)),
+            "application_name": APPLICATION_NAME,
+            "autocommit": True,
+        }
+
+
+def configure_connection(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> None:
+    """Per-connection set-up that needs no round trip: orjson for decoding JSON."""
+    set_json_loads(orjson.loads, conn)
+
+
+def connect(settings: ConnectionSettings) -> psycopg.Connection[tuple[Any, ...]]:
+    """Open one autocommit connection, or raise :class:`DatabaseUnavailable`."""
+    with translate_errors(settings.display_url):
+        conn = psycopg.connect(settings.url, **settings.connect_kwargs())
+    configure_connection(conn)
+    return conn
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def describe_connect_error(exc: BaseException, target: str) -> str:
+    """One sentence saying why a connection to ``target`` failed and what to do."""
+    raw = str(exc)
+    lowered = raw.lower()
+    if "password authentication failed" in lowered or "no password supplied" in lowered:
+        return (
+            f"Database at {target} rejected the credentials (password authentication failed): "
+            "check the user name and password in the URL."
+        )
+    # Match the server's phrasing, not loose words: a role named
+    # "database_reader" must not read as a missing database.
+    if _MISSING_DATABASE.search(raw):
+        return (
+            f"Database at {target} does not exist on that server: create it "
+            "(createdb) or fix the database name in the URL."
+        )
+    if _MISSING_ROLE.search(raw):
+        return f"Database at {target} has no such user (role): fix the user name in the URL."
+    if "connection refused" in lowered or "no such file or directory" in lowered:
+        return (
+            f"Database at {target} refused the connection: is PostgreSQL running? Start it, "
+            "or leave --database-url out to use the embedded database."
+        )
+    if "timeout expired" in lowered or "timed out" in lowered:
+        return (
+            f"Database at {target} did not answer in time: check the host and port, "
+            "and that no firewall drops the connection."
+        )
+    if "could not translate host name" in lowered or "name or service not known" in lowered:
+        return f"Database at {target} names a host that cannot be resolved: fix the host name."
+    if "too many clients" in lowered or "remaining connection slots" in lowered:
+        return (
+            f"Database at {target} has no free connection slots: lower max_connections "
+            "or raise the server's max_connections."
+        )
+    return f"Database at {target} is unavailable: {_first_line(exc)}."
+
+
+@contextlib.contextmanager
+def translate_errors(target: str) -> Iterator[None]:
+    """Turn connection-level driver errors into :class:`DatabaseUnavailable` / timeouts.
+
+    Usable around both sync and async code: the body may contain ``await``.
+    """
+    try:
+        yield
+    except pg_errors.QueryCanceled as exc:
+        raise StatementTimeout(
+            f"A query on {target} ran past statement_timeout_seconds and was cancelled "
+            "(raise storage.statement_timeout_seconds, or narrow the query)."
+        ) from exc
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnavailable(describe_connect_error(exc, target)) from exc

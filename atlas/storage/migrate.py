@@ -1,0 +1,189 @@
+"""Versioned schema migrations, recorded in the database.
+
+Migrations are the SQL files in ``atlas/storage/migrations`` named
+``NNNN_description.sql``. Each one runs in its own transaction and is recorded
+in ``atlas_schema_migrations`` with its checksum. A session-level advisory lock
+serialises concurrent upgraders, so two processes starting at once apply each
+migration exactly once.
+
+Only writers and ``arc-atlas db upgrade`` call :func:`apply_migrations`;
+readers call :func:`check_schema`, which runs no DDL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from importlib import resources
+
+import psycopg
+from psycopg import sql
+
+from atlas.errors import SchemaOutOfDate
+
+__all__ = [
+    "MIGRATIONS_TABLE",
+    "AppliedMigration",
+    "Migration",
+    "SchemaStatus",
+    "apply_migrations",
+    "available_migrations",
+    "check_schema",
+    "schema_status",
+    "status_from_rows",
+]
+
+MIGRATIONS_TABLE = "atlas_schema_migrations"
+# Arbitrary constant shared by every arc-atlas process: the advisory lock key.
+_LOCK_KEY = 0x41746C61  # "Atla"
+
+_CREATE_TABLE = f"""
+CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (
+    version INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    checksum TEXT NOT NULL,
+    applied_at TIMESTAMPTZ NOT NULL DEFAULT NOW(),
+    duration_ms INTEGER NOT NULL
+)
+"""
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One migration file shipped with arc-atlas."""
+
+    version: int
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        """SHA-256 of the file, to notice a migration edited after it was applied."""
+        return hashlib.sha256(self.sql.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class AppliedMigration:
+    """A row of ``atlas_schema_migrations``."""
+
+    version: int
+    name: str
+    checksum: str
+    applied_at: datetime
+    duration_ms: int
+
+
+@dataclass(frozen=True)
+class SchemaStatus:
+    """What is applied, what is pending, and whether anything was changed since."""
+
+    applied: tuple[AppliedMigration, ...]
+    pending: tuple[Migration, ...]
+    modified: tuple[int, ...]
+
+    @property
+    def current_version(self) -> int:
+        """The highest applied version (0 for a database arc-atlas never upgraded)."""
+        return max((m.version for m in self.applied), default=0)
+
+    @property
+    def up_to_date(self) -> bool:
+        """True when no shipped migration is waiting to be applied."""
+        return not self.pending
+
+
+def available_migrations() -> tuple[Migration, ...]:
+    """The migrations shipped with this version, in version order."""
+    folder = resources.files("atlas.storage") / "migrations"
+    found = []
+    for entry in folder.iterdir():
+        name = entry.name
+        if not name.endswith(".sql"):
+            continue
+        number, _, rest = name.partition("_")
+        found.append(Migration(int(number), rest.removesuffix(".sql"), entry.read_text("utf-8")))
+    found.sort(key=lambda m: m.version)
+    return tuple(found)
+
+
+# Two queries because the second cannot be planned when the table is missing.
+TABLE_EXISTS_SQL = sql.SQL("SELECT to_regclass({}) IS NOT NULL").format(
+    sql.Literal(MIGRATIONS_TABLE)
+)
+APPLIED_SQL = sql.SQL(
+    "SELECT version, name, checksum, applied_at, duration_ms FROM {} ORDER BY version"
+).format(sql.Identifier(MIGRATIONS_TABLE))
+
+
+def schema_status(conn: psycopg.Connection[tuple[object, ...]]) -> SchemaStatus:
+    """Compare the migrations recorded in the database with those shipped."""
+    exists = conn.execute(TABLE_EXISTS_SQL).fetchone()
+    rows = conn.execute(APPLIED_SQL).fetchall() if exists and exists[0] else []
+    return status_from_rows(rows)
+
+
+def status_from_rows(rows: list[tuple[object, ...]]) -> SchemaStatus:
+    """Build a :class:`SchemaStatus` from the rows of ``APPLIED_SQL`` (pure)."""
+    applied = tuple(AppliedMigration(*row) for row in rows)  # type: ignore[arg-type]
+    by_version = {m.version: m for m in applied}
+    shipped = available_migrations()
+    pending = tuple(m for m in shipped if m.version not in by_version)
+    modified = tuple(
+        m.version
+        for m in shipped
+        if m.version in by_version and by_version[m.version].checksum != m.checksum
+    )
+    return SchemaStatus(applied, pending, modified)
+
+
+def apply_migrations(conn: psycopg.Connection[tuple[object, ...]]) -> tuple[Migration, ...]:
+    """Apply every pending migration, each in its own transaction; return those applied.
+
+    ``conn`` must be in autocommit mode. Safe to call from several processes at
+    once: they queue on an advisory lock and the later ones find nothing to do.
+    """
+    conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
+    try:
+        conn.execute(_CREATE_TABLE)
+        done = []
+        for migration in schema_status(conn).pending:
+            started = time.perf_counter()
+            with conn.transaction():
+                conn.execute(migration.sql.encode("utf-8"))
+                conn.execute(
+                    sql.SQL(
+                        "INSERT INTO {} (version, name, checksum, duration_ms) "
+                        "VALUES (%s, %s, %s, %s)"
+                    ).format(sql.Identifier(MIGRATIONS_TABLE)),
+                    (
+                        migration.version,
+                        migration.name,
+                        migration.checksum,
+                        int((time.perf_counter() - started) * 1000),
+                    ),
+                )
+            done.append(migration)
+        return tuple(done)
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+
+
+def check_schema(status: SchemaStatus, target: str) -> None:
+    """Raise :class:`SchemaOutOfDate` unless every shipped migration is applied.
+
+    ``target`` is the masked URL, named in the message with the command to run.
+    """
+    if status.up_to_date:
+        return
+    what = (
+        "has no arc-atlas schema yet"
+        if not status.applied
+        else f"is at schema version {status.current_version}, "
+        f"this arc-atlas needs {available_migrations()[-1].version}"
+    )
+    raise SchemaOutOfDate(
+        f"Database {target} {what}: run `arc-atlas db upgrade --database-url {target}` "
+        "(writers apply it automatically)."
+    )
