@@ -12,7 +12,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -53,6 +53,12 @@ def server_url() -> Iterator[str]:
         else:
             os.environ["ATLAS_HOME"] = previous
         shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def url_for(server_url: str) -> Callable[[str], str]:
+    """Build the URL of another database on the test server: ``url_for("name")``."""
+    return lambda name: database_url(server_url, name)
 
 
 @pytest.fixture(scope="session")
