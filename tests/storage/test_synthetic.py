@@ -26,7 +26,7 @@ def test_other_seed_other_rows():
 
 
 def test_shape_matches_the_specification():
-    rows, steps, events, legacy = _rows(3, n=60)
+    rows, _steps, events, legacy = _rows(3, n=60)
     per_session_steps = {sid: 0 for sid in range(1, 61)}
     for row in rows.step_results:
         per_session_steps[row[0]] += 1
