@@ -12,6 +12,12 @@
         ├── SchemaOutOfDate         migrations are pending: run ``arc-atlas db upgrade``
         └── StatementTimeout        a statement ran longer than ``statement_timeout_seconds``
 
+Warnings (data was read, but something deserves attention) have their own root::
+
+    AtlasWarning (UserWarning)
+    ├── ReviewGateWarning           the review gate hid every matching session
+    └── TraceDecodeWarning          some stored values could not be decoded; kept as found
+
 Every message is a full sentence that names the thing and the fix, and never
 contains a password: URLs are masked with :func:`atlas.storage.urls.mask_url`
 before they reach a message. The CLI prints ``Error: <message>`` and exits 2.
@@ -21,14 +27,17 @@ from __future__ import annotations
 
 __all__ = [
     "AtlasError",
+    "AtlasWarning",
     "ConfigError",
     "DatabaseError",
     "DatabaseUnavailable",
     "EmbeddedServerError",
     "InvalidFilter",
+    "ReviewGateWarning",
     "SchemaOutOfDate",
     "SessionNotFound",
     "StatementTimeout",
+    "TraceDecodeWarning",
 ]
 
 
@@ -66,3 +75,15 @@ class SchemaOutOfDate(DatabaseError):
 
 class StatementTimeout(DatabaseError, TimeoutError):
     """A statement was cancelled by the server's ``statement_timeout``."""
+
+
+class AtlasWarning(UserWarning):
+    """Root of the warnings arc-atlas issues."""
+
+
+class ReviewGateWarning(AtlasWarning):
+    """Nothing was returned because the review gate hid every matching session."""
+
+
+class TraceDecodeWarning(AtlasWarning):
+    """Some stored values could not be decoded; the traces say which (``load_warnings``)."""

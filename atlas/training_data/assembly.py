@@ -1,0 +1,261 @@
+"""Rows to traces: the one record assembly, shared by the Python API and the exporter.
+
+Pure functions, no I/O. Input is what the page queries return (dict rows);
+output is :class:`AtlasSessionTrace`. Everything older Atlas versions wrote
+is accepted: JSON stored as text, nested events, a NULL plan, metadata that
+is not an object. What cannot be decoded is kept as found and noted in
+``trace.load_warnings``; assembly never raises for bad data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from atlas.runtime.traces import AtlasRewardBreakdown, AtlasSessionTrace, AtlasStepTrace
+from atlas.storage.events import to_envelope
+from atlas.storage.jsonenc import loads_lenient
+
+__all__ = ["LoadOptions", "PageRows", "assemble_page", "assemble_trace"]
+
+# Step metadata keys that become AtlasStepTrace fields; what is left stays in
+# step.metadata, so nothing is written twice in an export.
+_STEP_FIELDS_FROM_METADATA = (
+    "description",
+    "tool",
+    "tool_params",
+    "context",
+    "validation",
+    "artifacts",
+    "deliverable",
+    "runtime",
+    "runtime_ms",
+    "depends_on",
+    "attempt_history",
+)
+# Session metadata keys that become AtlasSessionTrace fields.
+_SESSION_FIELDS_FROM_METADATA = ("adaptive_summary", "learning_history", "trajectory_events")
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """What to load besides the session row."""
+
+    include_trajectory_events: bool = True
+    include_learning_data: bool = True
+    trajectory_event_limit: int | None = None
+
+
+@dataclass
+class PageRows:
+    """All rows fetched for one page, children grouped by session id."""
+
+    sessions: list[dict[str, Any]]
+    steps: dict[int, list[dict[str, Any]]]
+    attempts: dict[tuple[int, int], list[dict[str, Any]]]
+    guidance: dict[tuple[int, int], list[str]]
+    events: dict[int, list[Any]]
+    event_totals: dict[int, int]
+
+
+def _object(value: Any, what: str, warnings: list[str]) -> dict[str, Any] | None:
+    """Decode ``value`` into a dict, or None; anything else is noted and wrapped."""
+    value = loads_lenient(value)
+    if value is None or isinstance(value, dict):
+        return value
+    warnings.append(f"{what} is not a JSON object ({type(value).__name__}); kept as found")
+    return {"legacy_value": value}
+
+
+def _plan_steps(plan: dict[str, Any] | None) -> dict[Any, Mapping[str, Any]]:
+    steps = plan.get("steps") if plan else None
+    found: dict[Any, Mapping[str, Any]] = {}
+    for spec in steps if isinstance(steps, list) else ():
+        if isinstance(spec, Mapping):
+            key = spec.get("id", spec.get("step_id"))
+            found[key] = spec
+            found[str(key)] = spec
+    return found
+
+
+def _merge_history(rows: Sequence[Mapping[str, Any]], runtime_history: Any) -> list[dict[str, Any]]:
+    """Attempts from the step_attempts table, enriched with what the runtime kept per attempt."""
+    extra: dict[Any, Mapping[str, Any]] = {}
+    leftovers: list[dict[str, Any]] = []
+    for entry in runtime_history if isinstance(runtime_history, list) else ():
+        if isinstance(entry, Mapping) and "attempt" in entry:
+            extra[entry["attempt"]] = entry
+        else:
+            leftovers.append(entry if isinstance(entry, dict) else {"value": entry})
+    history = []
+    for row in rows:
+        evaluation = loads_lenient(row["evaluation"])
+        item = {
+            **extra.pop(row["attempt"], {}),
+            "attempt": row["attempt"],
+            "evaluation": evaluation,
+        }
+        history.append(item)
+    # Runtime entries without a table row (older writers kept only these).
+    history.extend(dict(entry) for entry in extra.values())
+    history.extend(leftovers)
+    history.sort(key=lambda h: (h.get("attempt") is None, h.get("attempt") or 0))
+    return history
+
+
+def _as_runtime(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, Mapping):
+        return _as_runtime(value.get("ms", value.get("milliseconds")))
+    return None
+
+
+def assemble_step(
+    row: Mapping[str, Any],
+    plan_steps: Mapping[Any, Mapping[str, Any]],
+    attempts: Sequence[Mapping[str, Any]],
+    guidance: Sequence[str],
+    warnings: list[str],
+) -> AtlasStepTrace:
+    """One step: its row, its plan entry, its attempts and guidance."""
+    step_id = row["step_id"]
+    metadata = _object(row.get("metadata"), f"step {step_id} metadata", warnings) or {}
+    evaluation = _object(row.get("evaluation"), f"step {step_id} evaluation", warnings) or {}
+    spec = plan_steps.get(step_id) or {}
+    # Evaluation is {"validation": ..., "reward": ...}; some writers stored the reward itself.
+    reward = evaluation.get("reward", evaluation if "score" in evaluation else None)
+    validation = evaluation.get("validation", metadata.get("validation"))
+    tool_params = loads_lenient(metadata.get("tool_params", spec.get("tool_params")))
+    context = loads_lenient(metadata.get("context"))
+    depends_on = metadata.get("depends_on", spec.get("depends_on"))
+    return AtlasStepTrace(
+        step_id=step_id,
+        description=metadata.get("description", spec.get("description")),
+        trace=row.get("trace"),
+        output=row.get("output"),
+        reward=AtlasRewardBreakdown.from_dict(
+            reward if isinstance(reward, (Mapping, int, float)) else None
+        ),
+        tool=metadata.get("tool", spec.get("tool")),
+        tool_params=tool_params if isinstance(tool_params, dict) else None,
+        context=context if isinstance(context, dict) else {"prior_results": {}},
+        validation=validation if isinstance(validation, dict) else None,
+        attempts=row.get("attempts") or len(attempts) or 1,
+        guidance=list(guidance),
+        metadata={k: v for k, v in metadata.items() if k not in _STEP_FIELDS_FROM_METADATA},
+        artifacts=metadata.get("artifacts"),
+        deliverable=metadata.get("deliverable"),
+        runtime=_as_runtime(metadata.get("runtime", metadata.get("runtime_ms"))),
+        depends_on=list(depends_on) if isinstance(depends_on, list) else [],
+        attempt_history=_merge_history(attempts, metadata.get("attempt_history")),
+    )
+
+
+def _events(raw: Iterable[Any], warnings: list[str]) -> list[dict[str, Any]]:
+    events = []
+    for value in raw:
+        decoded = loads_lenient(value)
+        if isinstance(decoded, Mapping):
+            events.append(to_envelope(decoded))
+        else:
+            warnings.append("a trajectory event is not a JSON object; kept under payload")
+            events.append(to_envelope({"event_type": "unknown", "payload": decoded}))
+    return events
+
+
+def assemble_trace(
+    row: Mapping[str, Any],
+    steps: Sequence[Mapping[str, Any]],
+    attempts: Mapping[tuple[int, int], Sequence[Mapping[str, Any]]],
+    guidance: Mapping[tuple[int, int], Sequence[str]],
+    events: Sequence[Any] | None,
+    event_total: int | None,
+    options: LoadOptions,
+) -> AtlasSessionTrace:
+    """One session from its row (with ``plan``) and its child rows."""
+    warnings: list[str] = []
+    session_id = row["id"]
+    metadata = _object(row.get("metadata"), "session metadata", warnings) or {}
+    plan = loads_lenient(row.get("plan"))
+    if isinstance(plan, list):
+        plan = {"steps": plan}
+    elif plan is not None and not isinstance(plan, dict):
+        warnings.append("plan is not a JSON object; kept under legacy_value")
+        plan = {"legacy_value": plan}
+    metadata = dict(metadata)
+    reward = loads_lenient(row.get("reward"))
+    meta_reward = metadata.pop("session_reward", None)
+    session_reward = reward if isinstance(reward, dict) else meta_reward
+    if isinstance(reward, dict) and meta_reward is not None and meta_reward != reward:
+        metadata["session_reward"] = meta_reward  # differs from the column: keep both
+    audit = loads_lenient(row.get("reward_audit"))
+    meta_audit = metadata.pop("reward_audit", None)
+    if audit is None:
+        audit = meta_audit
+    elif meta_audit is not None and meta_audit != audit:
+        metadata["reward_audit"] = meta_audit
+    stats = loads_lenient(row.get("reward_stats"))
+    plan_steps = _plan_steps(plan if isinstance(plan, dict) else None)
+    step_traces = [
+        assemble_step(
+            step,
+            plan_steps,
+            attempts.get((session_id, step["step_id"]), ()),
+            guidance.get((session_id, step["step_id"]), ()),
+            warnings,
+        )
+        for step in steps
+    ]
+    trajectory = _events(events, warnings) if events is not None else []
+    if not events and isinstance(metadata.get("trajectory_events"), list):
+        # Very old writers kept events inside the session metadata.
+        trajectory = _events(metadata["trajectory_events"], warnings)
+    total = event_total if event_total is not None else len(trajectory)
+    learning = options.include_learning_data
+    return AtlasSessionTrace(
+        task=row.get("task") or "",
+        final_answer=row.get("final_answer"),
+        plan=plan,
+        steps=step_traces,
+        session_metadata={
+            k: v for k, v in metadata.items() if k not in _SESSION_FIELDS_FROM_METADATA
+        },
+        session_reward=session_reward if isinstance(session_reward, dict) else None,
+        trajectory_events=trajectory if options.include_trajectory_events else [],
+        student_learning=row.get("student_learning") if learning else None,
+        teacher_learning=row.get("teacher_learning") if learning else None,
+        learning_history=metadata.get("learning_history") if learning else None,
+        adaptive_summary=metadata.get("adaptive_summary"),
+        session_id=session_id,
+        status=row.get("status"),
+        review_status=row.get("review_status"),
+        review_notes=row.get("review_notes"),
+        created_at=row.get("created_at"),
+        completed_at=row.get("completed_at"),
+        reward_stats=stats if isinstance(stats, dict) else None,
+        reward_audit=audit,
+        trajectory_event_count=total if options.include_trajectory_events else 0,
+        trajectory_events_truncated=options.include_trajectory_events and total > len(trajectory),
+        load_warnings=warnings,
+    )
+
+
+def assemble_page(rows: PageRows, options: LoadOptions) -> list[AtlasSessionTrace]:
+    """Every session of a page, in the page's order."""
+    load_events = options.include_trajectory_events
+    return [
+        assemble_trace(
+            row,
+            rows.steps.get(row["id"], ()),
+            rows.attempts,
+            rows.guidance,
+            rows.events.get(row["id"], []) if load_events else None,
+            rows.event_totals.get(row["id"]) if load_events else None,
+            options,
+        )
+        for row in rows.sessions
+    ]
