@@ -8,20 +8,39 @@ with exit code 2 and no traceback. Data goes to stdout, messages to stderr.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
+from types import FrameType
 from typing import NoReturn
 
 from atlas import __version__
-from atlas.cli import db
+from atlas.cli import db, export_cmd
 from atlas.errors import AtlasError
 
-__all__ = ["EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
+__all__ = ["EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "UsageError", "build_parser", "main"]
 
 EXIT_OK = 0
 EXIT_NOTHING = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+COMMANDS = ("export", "db")
+# Options (of any command) that take a value, to find the first positional word.
+_VALUED = {
+    "--database-url", "--config", "--output", "-o", "--session-id", "--limit", "--offset",
+    "--status", "--include-status", "--trajectory-event-limit", "--trajectory-limit",
+    "--batch-size", "--min-reward", "--max-reward", "--learning-key", "--created-after",
+    "--created-before", "--compression-level",
+}  # fmt: skip
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived; unwinds like Ctrl-C so partial output is removed."""
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise Terminated()
 
 
 class UsageError(AtlasError):
@@ -55,19 +74,39 @@ def build_parser() -> argparse.ArgumentParser:
     """The full ``arc-atlas`` argument parser."""
     parser = _Parser(
         prog="arc-atlas",
-        description="Persist agent sessions to PostgreSQL and turn them into training data.",
+        description="Persist agent sessions to PostgreSQL and turn them into training data. "
+        "`arc-atlas --output FILE [flags]` is short for `arc-atlas export --output FILE [flags]`.",
+        epilog="Export flags: `arc-atlas export --help`.",
     )
     parser.add_argument("--version", action="version", version=f"arc-atlas {__version__}")
     _connection_options(parser, top_level=True)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    db.register(commands, lambda p: _connection_options(p, top_level=False))
+    add_options = lambda p: _connection_options(p, top_level=False)  # noqa: E731
+    export_cmd.register(commands, add_options)
+    db.register(commands, add_options)
     return parser
+
+
+def _with_default_command(args: list[str]) -> list[str]:
+    """Insert ``export`` when no command word is given (``arc-atlas --output x.jsonl``)."""
+    skip = False
+    for token in args:
+        if skip:
+            skip = False
+        elif token.startswith("-"):
+            skip = token in _VALUED
+            if token in ("-h", "--help", "--version") and not any(a in COMMANDS for a in args):
+                return args
+        else:
+            return args if token in COMMANDS else ["export", *args]
+    return ["export", *args] if args else args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code (console scripts call ``sys.exit`` on it)."""
-    args_list = list(sys.argv[1:] if argv is None else argv)
+    args_list = _with_default_command(list(sys.argv[1:] if argv is None else argv))
     parser = build_parser()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         args = parser.parse_args(args_list)
         handler = getattr(args, "handler", None)
@@ -79,8 +118,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"Error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("Interrupted.", file=sys.stderr)
+        print("Interrupted; no partial output was left behind.", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Terminated:
+        print("Terminated; no partial output was left behind.", file=sys.stderr)
+        return EXIT_TERMINATED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def run() -> NoReturn:

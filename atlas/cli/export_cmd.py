@@ -1,0 +1,214 @@
+"""``arc-atlas export`` (also plain ``arc-atlas --output FILE ...``): sessions to JSONL."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from atlas.training_data.export import ExportProgress, ExportSummary, export_jsonl
+
+__all__ = ["register", "run_export"]
+
+EXIT_NOTHING = 1
+
+
+def _progress_printer(quiet: bool) -> tuple[Callable[[ExportProgress], None] | None, Any]:
+    """A progress callback: a bar on a terminal, a log line every 5 s otherwise."""
+    if quiet:
+        return None, None
+    if sys.stderr.isatty():
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        bar = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            transient=True,
+        )
+        task = bar.add_task("exporting")
+        bar.start()
+
+        def update(p: ExportProgress) -> None:
+            rate = p.sessions / p.seconds if p.seconds else 0.0
+            bar.update(
+                task,
+                description=f"{p.sessions:,} sessions, {p.steps:,} steps, "
+                f"{p.bytes_written / 1e6:,.1f} MB, {rate:,.0f} sessions/s",
+            )
+
+        return update, bar
+    last = [time.monotonic()]
+
+    def log(p: ExportProgress) -> None:
+        now = time.monotonic()
+        if now - last[0] >= 5.0:
+            last[0] = now
+            rate = p.sessions / p.seconds if p.seconds else 0.0
+            print(
+                f"exported {p.sessions:,} sessions ({p.steps:,} steps), {rate:,.0f} sessions/s",
+                file=sys.stderr,
+            )
+
+    return log, None
+
+
+def _nothing_message(summary: ExportSummary) -> str:
+    where = "stdout" if summary.output == "-" else summary.output
+    if summary.hidden_by_gate:
+        widen = (
+            "list more statuses with --include-status"
+            if summary.gate.source == "explicit"
+            else "widen it with --include-status pending"
+        )
+        return (
+            f"No sessions exported; nothing was written to {where}. The review gate "
+            f"({summary.gate.describe()} only, from {summary.gate.source}) hid "
+            f"{summary.hidden_by_gate:,} matching session(s): approve them with "
+            f"`arc-atlas review approve ID...`, {widen} or --include-all-statuses, "
+            "or set ATLAS_REVIEW_REQUIRE_APPROVAL=0 for local experiments."
+        )
+    return (
+        f"No sessions matched the filters; nothing was written to {where}. Check that the "
+        "storage block is enabled and that runs completed, or loosen the filters."
+    )
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """Handler of the export command."""
+    if args.include_status and args.include_all_statuses:
+        from atlas.cli.main import UsageError
+
+        raise UsageError("--include-status and --include-all-statuses cannot be combined.")
+    on_progress, bar = _progress_printer(args.quiet)
+    try:
+        summary = export_jsonl(
+            args.output,
+            args.database_url,
+            config=args.config,
+            batch_size=args.batch_size,
+            compression_level=args.compression_level,
+            on_progress=on_progress,
+            session_ids=args.session_id,
+            limit=args.limit,
+            offset=args.offset,
+            status_filters=args.status,
+            review_status_filters=args.include_status,
+            include_all_review_statuses=args.include_all_statuses,
+            trajectory_event_limit=args.trajectory_event_limit,
+            min_reward=args.min_reward,
+            max_reward=args.max_reward,
+            learning_key=args.learning_key,
+            created_after=args.created_after,
+            created_before=args.created_before,
+        )
+    finally:
+        if bar is not None:
+            bar.stop()
+    if summary.damaged_sessions:
+        print(
+            f"Warning: {summary.damaged_sessions:,} session(s) held stored values that could "
+            "not be decoded; they were exported as found (see load_warnings in those records).",
+            file=sys.stderr,
+        )
+    if summary.sessions == 0:
+        print(_nothing_message(summary), file=sys.stderr)
+        return EXIT_NOTHING
+    if not args.quiet:
+        rate = summary.sessions / summary.seconds if summary.seconds else 0.0
+        where = "stdout" if summary.output == "-" else summary.output
+        print(
+            f"Exported {summary.sessions:,} sessions ({summary.steps:,} steps, "
+            f"{summary.events:,} events; review statuses: {summary.gate.describe()}) to {where}: "
+            f"{summary.bytes_written / 1e6:,.1f} MB in {summary.seconds:.1f} s "
+            f"({rate:,.0f} sessions/s).",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = _non_negative(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("expected a number >= 1, got 0")
+    return value
+
+
+def add_export_arguments(parser: argparse.ArgumentParser) -> None:
+    """The export flags of seeds 000 and 001, plus the query filters of the Python API."""
+    parser.add_argument(
+        "--output", "-o", required=True, metavar="FILE",
+        help="JSONL file to write (.gz, .xz, .zst compress; - for stdout)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--session-id", type=int, action="append", metavar="ID",
+        help="export only this session (repeatable)",
+    )  # fmt: skip
+    parser.add_argument("--limit", type=_non_negative, metavar="N", help="at most N sessions")
+    parser.add_argument(
+        "--offset", type=_non_negative, default=0, metavar="N",
+        help="skip the N newest matching sessions",
+    )  # fmt: skip
+    parser.add_argument(
+        "--status", action="append", metavar="STATUS",
+        help="runtime status: succeeded, failed, running (repeatable)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--include-status", action="append", metavar="REVIEW_STATUS",
+        help="review status to export: approved, pending, quarantined (repeatable; default: "
+        "runtime_safety.review.default_export_statuses, i.e. approved)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--include-all-statuses", action="store_true",
+        help="export every review status (exploration only)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--trajectory-event-limit", "--trajectory-limit", dest="trajectory_event_limit",
+        type=_non_negative, metavar="N", help="keep the first N trajectory events per session",
+    )  # fmt: skip
+    parser.add_argument(
+        "--batch-size", type=_positive, default=100, metavar="N",
+        help="sessions read per page (default 100)",
+    )  # fmt: skip
+    parser.add_argument("--min-reward", type=float, metavar="X", help="session reward >= X")
+    parser.add_argument("--max-reward", type=float, metavar="X", help="session reward <= X")
+    parser.add_argument(
+        "--learning-key", action="append", metavar="KEY", help="learning key (repeatable)"
+    )
+    parser.add_argument(
+        "--created-after", metavar="WHEN", help="created at or after (ISO 8601, e.g. 2026-01-31)"
+    )
+    parser.add_argument("--created-before", metavar="WHEN", help="created before (ISO 8601)")
+    parser.add_argument(
+        "--compression-level", type=int, metavar="N", help="gzip/xz/zstd level (default 6/3/3)"
+    )
+    parser.add_argument(
+        "--quiet", "-q", action="store_true", help="print nothing but warnings and errors"
+    )
+
+
+def register(
+    commands: Any, add_connection_options: Callable[[argparse.ArgumentParser], None]
+) -> None:
+    """Add the ``export`` command."""
+    parser = commands.add_parser(
+        "export",
+        help="export sessions to JSONL (the default command)",
+        description="Export sessions to JSONL, one AtlasSessionTrace per line. "
+        "Only approved sessions unless told otherwise.",
+    )
+    add_connection_options(parser)
+    add_export_arguments(parser)
+    parser.set_defaults(handler=run_export)
