@@ -96,14 +96,9 @@ def export_jsonl(
                     damaged += bool(trace.load_warnings)
                 sessions += len(page.traces)
                 if on_progress is not None:
+                    elapsed = time.perf_counter() - started
                     on_progress(
-                        ExportProgress(
-                            sessions,
-                            steps,
-                            events,
-                            sink.bytes_written,
-                            time.perf_counter() - started,
-                        )  # fmt: skip
+                        ExportProgress(sessions, steps, events, sink.bytes_written, elapsed)
                     )
                 cursor = page.cursor
                 if cursor is None:
