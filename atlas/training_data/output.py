@@ -44,7 +44,8 @@ def _compressor(raw: IO[bytes], kind: str | None, level: int | None) -> IO[bytes
     if kind is None:
         return raw
     if kind == "gzip":
-        return gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=level or 6, mtime=0)
+        gz: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=level or 6, mtime=0)  # type: ignore[assignment]
+        return gz
     if kind == "xz":
         return lzma.LZMAFile(raw, mode="wb", preset=3 if level is None else level)
     try:
