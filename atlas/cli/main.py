@@ -15,7 +15,7 @@ from types import FrameType
 from typing import NoReturn
 
 from atlas import __version__
-from atlas.cli import db, export_cmd
+from atlas.cli import db, export_cmd, review
 from atlas.errors import AtlasError
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "UsageError", "build_parser", "main"]
@@ -25,13 +25,13 @@ EXIT_NOTHING = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
-COMMANDS = ("export", "db")
+COMMANDS = ("export", "db", "review")
 # Options (of any command) that take a value, to find the first positional word.
 _VALUED = {
     "--database-url", "--config", "--output", "-o", "--session-id", "--limit", "--offset",
     "--status", "--include-status", "--trajectory-event-limit", "--trajectory-limit",
     "--batch-size", "--min-reward", "--max-reward", "--learning-key", "--created-after",
-    "--created-before", "--compression-level",
+    "--created-before", "--compression-level", "--note", "--reviewer", "--from-status",
 }  # fmt: skip
 
 
@@ -83,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     add_options = lambda p: _connection_options(p, top_level=False)  # noqa: E731
     export_cmd.register(commands, add_options)
+    review.register(commands, add_options)
     db.register(commands, add_options)
     return parser
 
