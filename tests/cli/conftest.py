@@ -21,7 +21,9 @@ def cli(tmp_path: Path) -> Run:
     developer's own embedded database by accident.
     """
 
-    def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+    ) -> subprocess.CompletedProcess[str]:
         environ = {
             k: v
             for k, v in os.environ.items()
@@ -34,6 +36,7 @@ def cli(tmp_path: Path) -> Run:
             capture_output=True,
             text=True,
             env=environ,
+            cwd=cwd,
             timeout=120,
         )
 
