@@ -157,7 +157,8 @@ def test_quiet_prints_nothing(cli, seeded, tmp_path):
     [
         pytest.param(".gz", gzip.decompress, id="gzip"),
         pytest.param(".xz", lzma.decompress, id="xz"),
-        pytest.param(".zst", lambda b: zstandard.ZstdDecompressor().stream_reader(b).read(), id="zstd"),
+        pytest.param(".zst", lambda b: zstandard.ZstdDecompressor().stream_reader(b).read(),
+                     id="zstd"),
     ],
 )  # fmt: skip
 def test_compression_by_extension(cli, seeded, tmp_path, suffix, opener):
@@ -207,7 +208,8 @@ def test_unwritable_output_is_reported_before_any_query(cli, tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        pytest.param(("--limit", "-3"), "argument --limit: expected a number >= 0, got -3", id="limit"),
+        pytest.param(("--limit", "-3"), "argument --limit: expected a number >= 0, got -3",
+                     id="limit"),
         pytest.param(("--status", "done"), "Unknown session status 'done'", id="status"),
         pytest.param(("--include-status", "ok"), "unknown review status 'ok'", id="review"),
         pytest.param(("--created-after", "yesterday"), "created_after 'yesterday' is not a date",
@@ -293,7 +295,7 @@ def test_statement_timeout_is_one_line(seeded, tmp_path, cli):
 
 
 def test_export_reads_one_snapshot(seeded, tmp_path):
-    """Sessions committed while the export runs are not in it, even where paging would reach them."""
+    """Sessions committed during the export are not in it, even where paging would reach them."""
     before = set(_ids(seeded, "true"))
     out = tmp_path / "snap.jsonl"
     with psycopg.connect(seeded) as locker:
