@@ -96,7 +96,9 @@ def _describe(exc: ValidationError, source: str) -> str:
         else:
             got = error.get("input")
             shown = "" if isinstance(got, (dict, list)) else f" (got {got!r})"
-            messages.append(f"{key}: {error['msg']}{shown}")
+            # pydantic prefixes a validator's own ValueError text with "Value error, ".
+            text = error["msg"].removeprefix("Value error, ")
+            messages.append(f"{key}: {text}{shown}")
     return f"{source}: " + "; ".join(messages) + "."
 
 

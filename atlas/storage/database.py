@@ -57,9 +57,7 @@ def resolve_settings(
     resolved = resolve_database_url(url, config)
     storage = config.storage if config is not None else None
     if resolved.is_embedded:
-        settings = ConnectionSettings.from_config(
-            replace(resolved, url=ensure_embedded()), storage
-        )
+        settings = ConnectionSettings.from_config(replace(resolved, url=ensure_embedded()), storage)
         settings = replace(settings, embedded=True)
     else:
         settings = ConnectionSettings.from_config(resolved, storage)
@@ -141,8 +139,10 @@ class Database:
     @contextlib.contextmanager
     def connection(self) -> Iterator[psycopg.Connection[Any]]:
         """Borrow a pooled connection (autocommit; use ``conn.transaction()`` to group writes)."""
+        # PoolTimeout is an OperationalError: it must leave the pool before
+        # translate_errors sees it, or it reads as a vague "unavailable".
         try:
-            with translate_errors(self.settings.display_url), self._pool.connection() as conn:
+            with self._pool.connection() as conn, translate_errors(self.settings.display_url):
                 yield conn
         except PoolTimeout as exc:
             raise DatabaseUnavailable(_pool_timeout_message(self.settings)) from exc
@@ -205,8 +205,8 @@ class AsyncDatabase:
     async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         """Borrow a pooled connection (autocommit; use ``conn.transaction()`` to group writes)."""
         try:
-            with translate_errors(self.settings.display_url):
-                async with self._pool.connection() as conn:
+            async with self._pool.connection() as conn:
+                with translate_errors(self.settings.display_url):
                     yield conn
         except PoolTimeout as exc:
             raise DatabaseUnavailable(_pool_timeout_message(self.settings)) from exc

@@ -3,18 +3,21 @@
 With no database URL configured anywhere, arc-atlas runs its own PostgreSQL
 from the binaries shipped in the ``pgserver`` wheel, with its data in
 ``$ATLAS_HOME/pgdata`` (default: the platform's per-user data folder, e.g.
-``~/.local/share/arc-atlas`` on Linux). The server listens on a Unix socket
+``~/.local/share/arc-atlas`` on Linux, or ``~/.arc-atlas`` where that folder's
+path has a space, as on macOS). The server listens on a Unix socket
 only and is left running when the process exits, so later processes reuse it
 at no cost; ``arc-atlas db stop`` stops it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -42,7 +45,18 @@ def atlas_home() -> Path:
         return Path(override).expanduser().resolve()
     import platformdirs
 
-    return Path(platformdirs.user_data_dir("arc-atlas", appauthor=False))
+    default = Path(platformdirs.user_data_dir("arc-atlas", appauthor=False))
+    if _has_space(default):
+        # macOS: "~/Library/Application Support" cannot host the server (see _start).
+        return Path.home() / ".arc-atlas"
+    return default
+
+
+def _has_space(path: Path) -> bool:
+    # pgserver hands PostgreSQL its Unix socket folder (the data folder) unquoted,
+    # so postgres splits a path with a space into two arguments and exits.
+    # Windows uses TCP instead, where the data folder is quoted correctly.
+    return os.name != "nt" and any(char.isspace() for char in str(path))
 
 
 @dataclass(frozen=True)
@@ -57,7 +71,8 @@ class EmbeddedServer:
     def url(self, database: str = EMBEDDED_DATABASE) -> str:
         """libpq URL for ``database`` on this server (socket, trust authentication)."""
         if self.socket_dir is not None:
-            return f"postgresql://{_USER}@/{database}?host={self.socket_dir}&port={self.port or 5432}"
+            host = quote(str(self.socket_dir), safe="/")  # the folder may hold "&", "#", ...
+            return f"postgresql://{_USER}@/{database}?host={host}&port={self.port or 5432}"
         return f"postgresql://{_USER}@127.0.0.1:{self.port}/{database}"
 
 
@@ -120,7 +135,16 @@ def ensure_embedded() -> str:
 
 
 def _start(pgdata: Path) -> EmbeddedServer:
+    if _has_space(pgdata):
+        raise EmbeddedServerError(
+            f"The embedded PostgreSQL cannot run in {pgdata}: its path contains a space, "
+            "which pgserver cannot pass to PostgreSQL. Set ATLAS_HOME to a folder without "
+            "spaces, or set ATLAS_DATABASE_URL to use your own server."
+        )
     pgserver = _import_pgserver()
+    # pgserver keeps one handle per data folder and returns it without checking
+    # that its server still runs, so after stop_embedded() it would not restart.
+    getattr(pgserver.PostgresServer, "_instances", {}).pop(pgdata.resolve(), None)
     try:
         pgdata.parent.mkdir(parents=True, exist_ok=True)
         with warnings.catch_warnings():
@@ -149,12 +173,11 @@ def _ensure_database(server: EmbeddedServer) -> None:
                 "SELECT 1 FROM pg_database WHERE datname = %s", (EMBEDDED_DATABASE,)
             ).fetchone()
             if found is None:
-                try:
+                # Another process may create it between our check and now.
+                with contextlib.suppress(pg_errors.DuplicateDatabase):
                     conn.execute(
                         sql.SQL("CREATE DATABASE {}").format(sql.Identifier(EMBEDDED_DATABASE))
                     )
-                except pg_errors.DuplicateDatabase:
-                    pass  # another process created it between our check and now
     except psycopg.OperationalError as exc:
         raise EmbeddedServerError(
             f"The embedded PostgreSQL in {server.pgdata} is running but refused a connection "

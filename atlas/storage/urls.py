@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 __all__ = ["describe_target", "mask_url"]
 
@@ -20,31 +20,30 @@ def mask_url(url: str) -> str:
     if "://" not in url:
         return _KEYWORD_PASSWORD.sub(r"\1***", url)
     try:
-        parts = urlsplit(url)
+        netloc = urlsplit(url).netloc
     except ValueError:
         return "<unparseable database URL>"
-    netloc = parts.netloc
-    if "@" not in netloc and "@" in url:
-        # libpq takes everything up to the "@" as user:password, so a password
-        # may hold an unencoded "#" or "?" that urlsplit reads as the start of
-        # the fragment or query: mask the raw text instead.
-        return _QUERY_PASSWORD.sub(r"\1***", _mask_raw_userinfo(url))
+    scheme, _, rest = url.partition("://")
     if "@" in netloc:
         userinfo, _, hostinfo = netloc.rpartition("@")
         if ":" in userinfo:
             user = userinfo.split(":", 1)[0]
-            netloc = f"{user}:***@{hostinfo}"
-    query = _QUERY_PASSWORD.sub(r"\1***", "?" + parts.query)[1:] if parts.query else ""
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+            rest = f"{user}:***@{hostinfo}{rest[len(netloc) :]}"
+    elif "@" in rest:
+        # libpq takes everything up to the "@" as user:password, so a password
+        # may hold an unencoded "#" or "?" that urlsplit reads as the start of
+        # the fragment or query: mask the raw text instead.
+        rest = _mask_raw_userinfo(rest)
+    # Rebuilt by hand: urlunsplit would turn postgresql:///db into postgresql:/db.
+    return _QUERY_PASSWORD.sub(r"\1***", f"{scheme}://{rest}")
 
 
-def _mask_raw_userinfo(url: str) -> str:
-    scheme, _, rest = url.partition("://")
+def _mask_raw_userinfo(rest: str) -> str:
     userinfo, _, hostinfo = rest.rpartition("@")
     user, colon, _ = userinfo.partition(":")
     if not colon or "/" in user:
-        return url  # no password, or the "@" is in the path or query
-    return f"{scheme}://{user}:***@{hostinfo}"
+        return rest  # no password, or the "@" is in the path or query
+    return f"{user}:***@{hostinfo}"
 
 
 def describe_target(url: str) -> str:

@@ -8,13 +8,17 @@ of a hundred events, costs a single round trip.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
 import psycopg
+from psycopg.pq import TransactionStatus
 
+from atlas.config.loader import load_config
 from atlas.config.models import AtlasConfig
 from atlas.storage import writes
 from atlas.storage.database import AsyncDatabase, Database
@@ -23,28 +27,54 @@ from atlas.storage.writes import StepRecord, WriteOp
 __all__ = ["AsyncSessionWriter", "SessionWriter", "run_op", "run_op_async"]
 
 
+def _load(
+    config: AtlasConfig | None, config_path: str | os.PathLike[str] | None
+) -> AtlasConfig | None:
+    return load_config(config_path) if config is None and config_path is not None else config
+
+
+def _migrates(config: AtlasConfig | None) -> bool:
+    """Writers apply pending migrations unless the storage block turns that off."""
+    return config is None or config.storage is None or config.storage.apply_schema_on_connect
+
+
+def _single_round_trip(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
+    # In autocommit mode, outside any transaction, everything sent in a pipeline
+    # before its one Sync message runs as a single implicit transaction: an error
+    # skips the rest and rolls back what ran. conn.transaction() would add a
+    # round trip for BEGIN and another for COMMIT, so it is only used when the
+    # caller already has a transaction open (it then makes a savepoint).
+    return conn.autocommit and conn.info.transaction_status == TransactionStatus.IDLE
+
+
 def run_op(conn: psycopg.Connection[Any], op: WriteOp) -> Any:
-    """Execute ``op`` in one transaction and one pipeline on a sync connection."""
-    result = None
-    with conn.transaction(), conn.pipeline(), conn.cursor() as cur:
+    """Execute ``op`` atomically, in one pipeline (one round trip), on a sync connection."""
+    with contextlib.ExitStack() as stack:
+        if not _single_round_trip(conn):
+            stack.enter_context(conn.transaction())
+        stack.enter_context(conn.pipeline())
+        cur = stack.enter_context(conn.cursor())
         for statement in op.statements:
             cur.execute(statement.sql, statement.params)
         if op.returns:
-            row = cur.fetchone()
-            result = row[0] if row else None
-    return result
+            row = cur.fetchone()  # sends the Sync: the whole op completes here
+            return row[0] if row else None
+    return None
 
 
 async def run_op_async(conn: psycopg.AsyncConnection[Any], op: WriteOp) -> Any:
-    """Execute ``op`` in one transaction and one pipeline on an async connection."""
-    result = None
-    async with conn.transaction(), conn.pipeline(), conn.cursor() as cur:
+    """Execute ``op`` atomically, in one pipeline (one round trip), on an async connection."""
+    async with contextlib.AsyncExitStack() as stack:
+        if not _single_round_trip(conn):
+            await stack.enter_async_context(conn.transaction())
+        await stack.enter_async_context(conn.pipeline())
+        cur = await stack.enter_async_context(conn.cursor())
         for statement in op.statements:
             await cur.execute(statement.sql, statement.params)
         if op.returns:
             row = await cur.fetchone()
-            result = row[0] if row else None
-    return result
+            return row[0] if row else None
+    return None
 
 
 class SessionWriter:
@@ -67,10 +97,14 @@ class SessionWriter:
         config_path: str | os.PathLike[str] | None = None,
         **overrides: Any,
     ) -> SessionWriter:
-        """Open a pool for writing (pending migrations applied) and wrap it."""
-        database = Database.open(
-            url, config=config, config_path=config_path, migrate=True, **overrides
-        )
+        """Open a pool for writing and wrap it.
+
+        Pending migrations are applied unless the config sets
+        ``storage.apply_schema_on_connect: false``; then an outdated schema
+        raises :class:`~atlas.errors.SchemaOutOfDate` instead.
+        """
+        config = _load(config, config_path)
+        database = Database.open(url, config=config, migrate=_migrates(config), **overrides)
         return cls(database, owns_database=True)
 
     def run(self, op: WriteOp) -> Any:
@@ -78,7 +112,9 @@ class SessionWriter:
         with self.database.connection() as conn:
             return run_op(conn, op)
 
-    def create_session(self, task: str, metadata: Mapping[str, Any] | None = None, **kw: Any) -> int:
+    def create_session(
+        self, task: str, metadata: Mapping[str, Any] | None = None, **kw: Any
+    ) -> int:
         """Insert a ``running`` session and return its id."""
         return int(self.run(writes.create_session(task, metadata, **kw)))
 
@@ -150,9 +186,10 @@ class AsyncSessionWriter:
         config_path: str | os.PathLike[str] | None = None,
         **overrides: Any,
     ) -> AsyncSessionWriter:
-        """Open an async pool for writing (pending migrations applied) and wrap it."""
+        """Open an async pool for writing and wrap it (see :meth:`SessionWriter.open`)."""
+        config = await asyncio.to_thread(_load, config, config_path)
         database = await AsyncDatabase.open(
-            url, config=config, config_path=config_path, migrate=True, **overrides
+            url, config=config, migrate=_migrates(config), **overrides
         )
         return cls(database, owns_database=True)
 
@@ -219,5 +256,3 @@ class AsyncSessionWriter:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
-
-
