@@ -157,6 +157,11 @@ def translate_errors(target: str) -> Iterator[None]:
     try:
         yield
     except pg_errors.QueryCanceled as exc:
+        if "statement timeout" not in str(exc):
+            # Cancelled by someone (pg_cancel_backend, Ctrl-C), not by the timeout.
+            raise DatabaseUnavailable(
+                f"A query on {target} was cancelled: {_first_line(exc)}."
+            ) from exc
         raise StatementTimeout(
             f"A query on {target} ran past statement_timeout_seconds and was cancelled "
             "(raise storage.statement_timeout_seconds, or narrow the query)."

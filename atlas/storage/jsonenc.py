@@ -9,6 +9,7 @@ pydantic models, arbitrary objects) are converted rather than rejected.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from collections.abc import Mapping
 from pathlib import PurePath
@@ -46,7 +47,12 @@ def _default(value: Any) -> Any:
 
 def dumps(value: Any) -> str:
     """Encode ``value`` as JSON text that PostgreSQL's ``jsonb`` accepts."""
-    data = orjson.dumps(value, default=_default, option=_OPTIONS)
+    try:
+        data = orjson.dumps(value, default=_default, option=_OPTIONS)
+    except TypeError:
+        # orjson rejects integers beyond 64 bits (uuid.int, big counters); the
+        # standard library takes them, and jsonb stores them as numeric.
+        data = json.dumps(value, default=_default, ensure_ascii=False).encode("utf-8")
     if b"\\u0000" in data:
         data = _ESCAPED_NUL.sub(rb"\1\\ufffd", data)
     return data.decode("utf-8")

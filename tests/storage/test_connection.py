@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 
 import psycopg
@@ -148,6 +150,32 @@ def test_statement_timeout_is_translated(db_url: str) -> None:
         with db.connection() as conn:  # the pool hands out a working connection afterwards
             assert conn.execute("SELECT 1").fetchone() == (1,)
     assert "ran past statement_timeout_seconds" in str(caught.value)
+
+
+def _cancel_when_running(url: str, pid: int) -> None:
+    """Cancel backend ``pid`` as soon as it runs pg_sleep (polling, bounded by a deadline)."""
+    deadline = time.monotonic() + 20
+    with psycopg.connect(url, autocommit=True) as other:
+        while time.monotonic() < deadline:
+            running = other.execute(
+                "SELECT 1 FROM pg_stat_activity WHERE pid = %s AND state = 'active' "
+                "AND query LIKE 'SELECT pg_sleep%%'",
+                (pid,),
+            ).fetchone()
+            if running:
+                other.execute("SELECT pg_cancel_backend(%s)", (pid,))
+                return
+
+
+def test_a_cancelled_query_is_not_called_a_timeout(db_url: str) -> None:
+    with connect(ConnectionSettings(db_url)) as conn:
+        canceller = threading.Thread(
+            target=_cancel_when_running, args=(db_url, conn.info.backend_pid)
+        )
+        canceller.start()
+        with pytest.raises(DatabaseUnavailable, match="was cancelled"), translate_errors("db"):
+            conn.execute("SELECT pg_sleep(30)")
+        canceller.join()
 
 
 def test_query_errors_pass_through_untranslated(db_url: str) -> None:

@@ -44,6 +44,7 @@ class HasToDict:
         pytest.param(HasToDict(), {"a": 1}, id="to-dict"),
         pytest.param(Point(1, 2), {"x": 1, "y": 2}, id="dataclass"),
         pytest.param(object, "<class 'object'>", id="anything-else-as-text"),
+        pytest.param({"big": 2**100}, {"big": 2**100}, id="integer-beyond-64-bits"),
     ],
 )
 def test_dumps(value: Any, expected: Any) -> None:

@@ -348,3 +348,53 @@ def test_oldest_sessions_table_without_reward_stats(empty_db_url: str) -> None:
         apply_migrations(conn)
         rows = conn.execute("SELECT reward_stats FROM sessions ORDER BY id").fetchall()
     assert rows == [({"score": 0.25, "source": "reward"},), (None,)]
+
+
+def test_null_created_at_is_backfilled(empty_db_url: str) -> None:
+    with psycopg.connect(empty_db_url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE sessions (id SERIAL PRIMARY KEY, task TEXT NOT NULL, "
+            "status TEXT NOT NULL, metadata JSONB, created_at TIMESTAMPTZ, "
+            "completed_at TIMESTAMPTZ)"
+        )
+        conn.execute(
+            "INSERT INTO sessions (task, status, created_at, completed_at) VALUES "
+            "('done', 'succeeded', NULL, '2025-03-01T00:00:00Z'), ('lost', 'failed', NULL, NULL)"
+        )
+        apply_migrations(conn)
+        rows = conn.execute(
+            "SELECT created_at::text, metadata->>'created_at_backfilled' FROM sessions ORDER BY id"
+        ).fetchall()
+        nullable = conn.execute(
+            "SELECT is_nullable FROM information_schema.columns "
+            "WHERE table_name = 'sessions' AND column_name = 'created_at'"
+        ).fetchone()
+    assert [r[1] for r in rows] == ["true", "true"]
+    assert rows[0][0].startswith("2025-03-01")
+    assert rows[1][0].startswith("1970-01-01")
+    assert nullable == ("NO",)
+
+
+@pytest.mark.parametrize(
+    "score",
+    [
+        pytest.param("1e400", id="huge-number"),
+        pytest.param('"1e400"', id="huge-number-as-text"),
+        pytest.param("true", id="boolean"),
+    ],
+)
+def test_scores_beyond_float_range_move_to_score_raw(empty_db_url: str, score: str) -> None:
+    with psycopg.connect(empty_db_url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE sessions (id SERIAL PRIMARY KEY, task TEXT NOT NULL, "
+            "status TEXT NOT NULL, reward_stats JSONB, created_at TIMESTAMPTZ DEFAULT now())"
+        )
+        conn.execute(
+            "INSERT INTO sessions (task, status, reward_stats) VALUES ('a', 'ok', %s::jsonb)",
+            (f'{{"score": {score}}}',),
+        )
+        apply_migrations(conn)
+        stats = conn.execute("SELECT reward_stats FROM sessions").fetchone()
+    assert stats is not None
+    assert "score" not in stats[0]
+    assert "score_raw" in stats[0]

@@ -46,16 +46,19 @@ UPDATE step_attempts SET evaluation = atlas_decode_json_text(evaluation)
 WHERE jsonb_typeof(evaluation) = 'string';
 
 -- The reward index casts reward_stats->>'score' to float, which fails for a
--- score such as "n/a". Keep such a value under score_raw instead.
+-- score such as "n/a" or one beyond float range (1e400). Keep such a value
+-- under score_raw instead.
 UPDATE sessions
 SET reward_stats = (reward_stats - 'score') || jsonb_build_object('score_raw', reward_stats -> 'score')
 WHERE jsonb_typeof(reward_stats) = 'object'
   AND reward_stats ? 'score'
   AND jsonb_typeof(reward_stats -> 'score') <> 'null'
-  AND NOT (
-      jsonb_typeof(reward_stats -> 'score') = 'number'
-      OR (reward_stats ->> 'score') ~* '^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)(e[-+]?[0-9]+)?\s*$'
-  );
+  AND CASE
+          WHEN jsonb_typeof(reward_stats -> 'score') = 'number'
+            OR (reward_stats ->> 'score') ~* '^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)(e[-+]?[0-9]+)?\s*$'
+          THEN abs((reward_stats ->> 'score')::numeric) > 1e300
+          ELSE true
+      END;
 
 -- Releases before reward_stats existed kept the score only in reward; copy it
 -- across so reward filters (and their index) see those sessions too.
@@ -64,3 +67,19 @@ SET reward_stats = jsonb_build_object('score', reward -> 'score', 'source', 'rew
 WHERE reward_stats IS NULL
   AND jsonb_typeof(reward) = 'object'
   AND jsonb_typeof(reward -> 'score') = 'number';
+
+-- Older tables allowed a NULL created_at, which keyset paging on
+-- (created_at, id) cannot place. Use the completion time, else the first
+-- event, else the epoch, and say so in the metadata.
+UPDATE sessions
+SET created_at = COALESCE(
+        completed_at,
+        (SELECT min(e.created_at) FROM trajectory_events e WHERE e.session_id = sessions.id),
+        'epoch'::timestamptz
+    ),
+    metadata = CASE WHEN metadata IS NULL OR jsonb_typeof(metadata) = 'object'
+                    THEN COALESCE(metadata, '{}'::jsonb) || '{"created_at_backfilled": true}'::jsonb
+                    ELSE metadata END
+WHERE created_at IS NULL;
+ALTER TABLE sessions ALTER COLUMN created_at SET DEFAULT NOW();
+ALTER TABLE sessions ALTER COLUMN created_at SET NOT NULL;
