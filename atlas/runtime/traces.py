@@ -97,7 +97,7 @@ class AtlasJudgeBreakdown:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (keys without a value are left out)."""
-        return _compact(
+        out = _compact(
             {
                 "identifier": self.identifier,
                 "score": self.score,
@@ -107,6 +107,10 @@ class AtlasJudgeBreakdown:
             },
             self.extra,
         )
+        if self.identifier is None and "name" in self.extra:
+            # Without an explicit null, from_dict would read "name" as the identifier.
+            out["identifier"] = None
+        return out
 
 
 @dataclass(frozen=True)

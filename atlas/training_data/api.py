@@ -215,7 +215,14 @@ def _report(traces: list[AtlasSessionTrace], hidden: int, query: TrainingQuery) 
 
 
 def _gate_hid(counts: list[int]) -> int:
-    return counts[1] - counts[0] if len(counts) == 2 else 0
+    """Sessions the gate hid, when the gate is why nothing came back (else 0).
+
+    ``counts`` is [matches under the gate, matches without it]. When some
+    sessions pass the gate but none was returned, the offset skipped them:
+    the gate is not the reason and must not be blamed.
+    """
+    gated, ungated = counts
+    return ungated if gated == 0 else 0
 
 
 def get_training_sessions(

@@ -211,10 +211,14 @@ def assemble_trace(
         for step in steps
     ]
     trajectory = _events(events, warnings) if events is not None else []
-    if not events and isinstance(metadata.get("trajectory_events"), list):
-        # Very old writers kept events inside the session metadata.
-        trajectory = _events(metadata["trajectory_events"], warnings)
     total = event_total if event_total is not None else len(trajectory)
+    if events is not None and not events and isinstance(metadata.get("trajectory_events"), list):
+        # Very old writers kept events inside the session metadata; the event
+        # limit and the count apply to them as to rows of trajectory_events.
+        kept = metadata["trajectory_events"]
+        total = len(kept)
+        limit = options.trajectory_event_limit
+        trajectory = _events(kept if limit is None else kept[:limit], warnings)
     learning = options.include_learning_data
     return AtlasSessionTrace(
         task=row.get("task") or "",

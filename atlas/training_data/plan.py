@@ -111,20 +111,24 @@ def _child_queries(ids: list[int], options: LoadOptions) -> list[Query]:
     if limit is None:
         events = Query(
             sql.SQL(
-                "SELECT session_id, event, NULL::bigint AS total FROM trajectory_events "
+                "SELECT session_id, id, event, NULL::bigint AS total FROM trajectory_events "
                 "WHERE session_id = ANY(%s) ORDER BY session_id, created_at, id"
             ),
             [ids],
         )
     else:
-        # The first `limit` events of each session, plus how many it has in all
-        # (the window count is taken before LIMIT applies).
+        # The first `limit` events of each session, plus how many it has in all.
+        # The count is its own lateral so that it survives LIMIT 0 and sessions
+        # without events (those come back as one row with a NULL id).
         events = Query(
             sql.SQL(
-                "SELECT e.session_id, e.event, e.total FROM unnest(%s::int[]) AS ids(sid) "
-                "CROSS JOIN LATERAL (SELECT t.session_id, t.event, count(*) OVER () AS total "
-                "FROM trajectory_events t WHERE t.session_id = ids.sid "
-                "ORDER BY t.created_at, t.id LIMIT %s) AS e"
+                "SELECT ids.sid AS session_id, e.id, e.event, c.total "
+                "FROM unnest(%s::int[]) AS ids(sid) "
+                "CROSS JOIN LATERAL (SELECT count(*) AS total FROM trajectory_events t "
+                "WHERE t.session_id = ids.sid) AS c "
+                "LEFT JOIN LATERAL (SELECT t.event, t.created_at, t.id FROM trajectory_events t "
+                "WHERE t.session_id = ids.sid ORDER BY t.created_at, t.id LIMIT %s) AS e ON true "
+                "ORDER BY ids.sid, e.created_at, e.id"
             ),
             [ids, limit],
         )
@@ -146,7 +150,8 @@ def _group(sessions: Rows, children: list[Rows]) -> PageRows:
         guidance[(row["session_id"], row["step_id"])].append(row["note"])
     if len(children) > 3:
         for row in children[3]:
-            events[row["session_id"]].append(row["event"])
+            if row["id"] is not None:  # NULL: the session has no event within the limit
+                events[row["session_id"]].append(row["event"])
             if row["total"] is not None:
                 totals[row["session_id"]] = row["total"]
     return PageRows(sessions, steps, attempts, guidance, events, totals)
