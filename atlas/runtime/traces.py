@@ -23,6 +23,7 @@ __all__ = [
     "AtlasRewardBreakdown",
     "AtlasSessionTrace",
     "AtlasStepTrace",
+    "canonical_reward",
 ]
 
 
@@ -333,3 +334,57 @@ class AtlasSessionTrace:
             if isinstance(values.get(name), str):
                 values[name] = datetime.fromisoformat(values[name])
         return cls(**values)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _kept(value: Any) -> bool:
+    """Whether _compact keeps a known key with this value (it drops None and [])."""
+    return value is not None and value != []
+
+
+def _canonical_sample(sample: Any) -> bool:
+    if not isinstance(sample, dict):
+        return False
+    return _number(sample.get("score", 0.0)) and _kept(sample.get("rationale", ""))
+
+
+def _canonical_judge(judge: Any) -> bool:
+    if not isinstance(judge, dict):
+        return False
+    if "identifier" in judge:
+        if not isinstance(judge["identifier"], str):
+            return False
+    elif "name" in judge:
+        return False
+    if not _number(judge.get("score", 0.0)) or not _kept(judge.get("rationale", "")):
+        return False
+    principles = judge.get("principles", [None])
+    if not isinstance(principles, list) or not principles:
+        return False
+    samples = judge.get("samples", [{}])
+    return isinstance(samples, list) and bool(samples) and all(map(_canonical_sample, samples))
+
+
+def canonical_reward(value: Any) -> dict[str, Any]:
+    """``AtlasRewardBreakdown.from_dict(value).to_dict()``, without rebuilding what is canonical.
+
+    Rewards read from the database are nearly always in canonical form
+    already; checking that is much cheaper than building the objects, and the
+    exporter does it for every step. Anything unusual takes the slow path,
+    so the result is always exactly what the dataclasses would produce.
+    """
+    if isinstance(value, dict) and _number(value.get("score", 0.0)):
+        judges = value.get("judges", [{}])
+        if (
+            _kept(value.get("rationale", ""))
+            and isinstance(judges, list)
+            and judges
+            and ("judges" not in value or all(map(_canonical_judge, judges)))
+        ):
+            return value
+    if not isinstance(value, (Mapping, int, float)) or isinstance(value, bool):
+        value = None
+    return AtlasRewardBreakdown.from_dict(value).to_dict()

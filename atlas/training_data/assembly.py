@@ -1,7 +1,10 @@
-"""Rows to traces: the one record assembly, shared by the Python API and the exporter.
+"""Rows to records: the one record assembly, shared by the Python API and the exporter.
 
 Pure functions, no I/O. Input is what the page queries return (dict rows);
-output is :class:`AtlasSessionTrace`. Everything older Atlas versions wrote
+output is the JSONL record of a session, exactly ``AtlasSessionTrace.to_dict()``
+form. The exporter writes records as they are; the Python API turns them into
+:class:`AtlasSessionTrace` with ``from_dict``. One assembly, so the two paths
+cannot drift apart. Everything older Atlas versions wrote
 is accepted: JSON stored as text, nested events, a NULL plan, metadata that
 is not an object. What cannot be decoded is kept as found and noted in
 ``trace.load_warnings``; assembly never raises for bad data.
@@ -13,11 +16,20 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from atlas.runtime.traces import AtlasRewardBreakdown, AtlasSessionTrace, AtlasStepTrace
+import orjson
+
+from atlas.runtime.traces import AtlasSessionTrace, canonical_reward
 from atlas.storage.events import to_envelope
 from atlas.storage.jsonenc import loads_lenient
 
-__all__ = ["LoadOptions", "PageRows", "assemble_page", "assemble_trace"]
+__all__ = [
+    "LoadOptions",
+    "PageRows",
+    "assemble_page",
+    "assemble_record",
+    "assemble_records",
+    "assemble_trace",
+]
 
 # Step metadata keys that become AtlasStepTrace fields; what is left stays in
 # step.metadata, so nothing is written twice in an export.
@@ -45,6 +57,9 @@ class LoadOptions:
     include_trajectory_events: bool = True
     include_learning_data: bool = True
     trajectory_event_limit: int | None = None
+    # Events already stored as complete flat envelopes arrive as JSON text and
+    # go into records untouched (orjson.Fragment); the exporter sets this.
+    raw_events: bool = False
 
 
 @dataclass
@@ -120,8 +135,8 @@ def assemble_step(
     attempts: Sequence[Mapping[str, Any]],
     guidance: Sequence[str],
     warnings: list[str],
-) -> AtlasStepTrace:
-    """One step: its row, its plan entry, its attempts and guidance."""
+) -> dict[str, Any]:
+    """One step record: its row, its plan entry, its attempts and guidance."""
     step_id = row["step_id"]
     metadata = _object(row.get("metadata"), f"step {step_id} metadata", warnings) or {}
     evaluation = _object(row.get("evaluation"), f"step {step_id} evaluation", warnings) or {}
@@ -132,32 +147,34 @@ def assemble_step(
     tool_params = loads_lenient(metadata.get("tool_params", spec.get("tool_params")))
     context = loads_lenient(metadata.get("context"))
     depends_on = metadata.get("depends_on", spec.get("depends_on"))
-    return AtlasStepTrace(
-        step_id=step_id,
-        description=metadata.get("description", spec.get("description")),
-        trace=row.get("trace"),
-        output=row.get("output"),
-        reward=AtlasRewardBreakdown.from_dict(
-            reward if isinstance(reward, (Mapping, int, float)) else None
-        ),
-        tool=metadata.get("tool", spec.get("tool")),
-        tool_params=tool_params if isinstance(tool_params, dict) else None,
-        context=context if isinstance(context, dict) else {"prior_results": {}},
-        validation=validation if isinstance(validation, dict) else None,
-        attempts=row.get("attempts") or len(attempts) or 1,
-        guidance=list(guidance),
-        metadata={k: v for k, v in metadata.items() if k not in _STEP_FIELDS_FROM_METADATA},
-        artifacts=metadata.get("artifacts"),
-        deliverable=metadata.get("deliverable"),
-        runtime=_as_runtime(metadata.get("runtime", metadata.get("runtime_ms"))),
-        depends_on=list(depends_on) if isinstance(depends_on, list) else [],
-        attempt_history=_merge_history(attempts, metadata.get("attempt_history")),
-    )
+    # Keys in AtlasStepTrace field order, values in to_dict() form.
+    return {
+        "step_id": step_id,
+        "description": metadata.get("description", spec.get("description")),
+        "trace": row.get("trace"),
+        "output": row.get("output"),
+        "reward": canonical_reward(reward),
+        "tool": metadata.get("tool", spec.get("tool")),
+        "tool_params": tool_params if isinstance(tool_params, dict) else None,
+        "context": context if isinstance(context, dict) else {"prior_results": {}},
+        "validation": validation if isinstance(validation, dict) else None,
+        "attempts": row.get("attempts") or len(attempts) or 1,
+        "guidance": list(guidance),
+        "metadata": {k: v for k, v in metadata.items() if k not in _STEP_FIELDS_FROM_METADATA},
+        "artifacts": metadata.get("artifacts"),
+        "deliverable": metadata.get("deliverable"),
+        "runtime": _as_runtime(metadata.get("runtime", metadata.get("runtime_ms"))),
+        "depends_on": list(depends_on) if isinstance(depends_on, list) else [],
+        "attempt_history": _merge_history(attempts, metadata.get("attempt_history")),
+    }
 
 
-def _events(raw: Iterable[Any], warnings: list[str]) -> list[dict[str, Any]]:
-    events = []
+def _events(raw: Iterable[Any], warnings: list[str]) -> list[Any]:
+    events: list[Any] = []
     for value in raw:
+        if isinstance(value, RawEvent):
+            events.append(orjson.Fragment(value.text))
+            continue
         decoded = loads_lenient(value)
         if isinstance(decoded, Mapping):
             events.append(to_envelope(decoded))
@@ -167,7 +184,18 @@ def _events(raw: Iterable[Any], warnings: list[str]) -> list[dict[str, Any]]:
     return events
 
 
-def assemble_trace(
+@dataclass(frozen=True)
+class RawEvent:
+    """An event fetched as JSON text because it is already a complete flat envelope."""
+
+    text: str
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+def assemble_record(
     row: Mapping[str, Any],
     steps: Sequence[Mapping[str, Any]],
     attempts: Mapping[tuple[int, int], Sequence[Mapping[str, Any]]],
@@ -175,8 +203,8 @@ def assemble_trace(
     events: Sequence[Any] | None,
     event_total: int | None,
     options: LoadOptions,
-) -> AtlasSessionTrace:
-    """One session from its row (with ``plan``) and its child rows."""
+) -> dict[str, Any]:
+    """One session's record (``AtlasSessionTrace.to_dict()`` form) from its rows."""
     warnings: list[str] = []
     session_id = row["id"]
     metadata = _object(row.get("metadata"), "session metadata", warnings) or {}
@@ -200,7 +228,7 @@ def assemble_trace(
         metadata["reward_audit"] = meta_audit
     stats = loads_lenient(row.get("reward_stats"))
     plan_steps = _plan_steps(plan if isinstance(plan, dict) else None)
-    step_traces = [
+    step_records = [
         assemble_step(
             step,
             plan_steps,
@@ -220,39 +248,63 @@ def assemble_trace(
         limit = options.trajectory_event_limit
         trajectory = _events(kept if limit is None else kept[:limit], warnings)
     learning = options.include_learning_data
-    return AtlasSessionTrace(
-        task=row.get("task") or "",
-        final_answer=row.get("final_answer"),
-        plan=plan,
-        steps=step_traces,
-        session_metadata={
-            k: v for k, v in metadata.items() if k not in _SESSION_FIELDS_FROM_METADATA
+    derived = AtlasSessionTrace.DERIVED
+    # Keys in AtlasSessionTrace field order, values in to_dict() form; the
+    # documented metadata fields are lifted to the top level.
+    record: dict[str, Any] = {
+        "task": row.get("task") or "",
+        "final_answer": row.get("final_answer"),
+        "plan": plan,
+        "steps": step_records,
+        "session_metadata": {
+            k: v
+            for k, v in metadata.items()
+            if k not in _SESSION_FIELDS_FROM_METADATA and k not in derived
         },
-        session_reward=session_reward if isinstance(session_reward, dict) else None,
-        trajectory_events=trajectory if options.include_trajectory_events else [],
-        student_learning=row.get("student_learning") if learning else None,
-        teacher_learning=row.get("teacher_learning") if learning else None,
-        learning_history=metadata.get("learning_history") if learning else None,
-        adaptive_summary=metadata.get("adaptive_summary"),
-        session_id=session_id,
-        status=row.get("status"),
-        review_status=row.get("review_status"),
-        review_notes=row.get("review_notes"),
-        created_at=row.get("created_at"),
-        completed_at=row.get("completed_at"),
-        reward_stats=stats if isinstance(stats, dict) else None,
-        reward_audit=audit,
-        trajectory_event_count=total if options.include_trajectory_events else 0,
-        trajectory_events_truncated=options.include_trajectory_events and total > len(trajectory),
-        load_warnings=warnings,
-    )
+        "session_reward": session_reward if isinstance(session_reward, dict) else None,
+        "trajectory_events": trajectory if options.include_trajectory_events else [],
+        "student_learning": row.get("student_learning") if learning else None,
+        "teacher_learning": row.get("teacher_learning") if learning else None,
+        "learning_history": metadata.get("learning_history") if learning else None,
+        "adaptive_summary": metadata.get("adaptive_summary"),
+        "session_id": session_id,
+        "status": row.get("status"),
+        "review_status": row.get("review_status"),
+        "review_notes": row.get("review_notes"),
+        "created_at": _iso(row.get("created_at")),
+        "completed_at": _iso(row.get("completed_at")),
+        "reward_stats": stats if isinstance(stats, dict) else None,
+        "reward_audit": audit,
+        "trajectory_event_count": total if options.include_trajectory_events else 0,
+        "trajectory_events_truncated": options.include_trajectory_events
+        and total > len(trajectory),
+        "load_warnings": warnings,
+    }
+    for name in derived:
+        if name in metadata:
+            record[name] = metadata[name]
+    return record
 
 
-def assemble_page(rows: PageRows, options: LoadOptions) -> list[AtlasSessionTrace]:
-    """Every session of a page, in the page's order."""
+def assemble_trace(
+    row: Mapping[str, Any],
+    steps: Sequence[Mapping[str, Any]],
+    attempts: Mapping[tuple[int, int], Sequence[Mapping[str, Any]]],
+    guidance: Mapping[tuple[int, int], Sequence[str]],
+    events: Sequence[Any] | None,
+    event_total: int | None,
+    options: LoadOptions,
+) -> AtlasSessionTrace:
+    """One session as a trace: :func:`assemble_record` seen through the dataclasses."""
+    record = assemble_record(row, steps, attempts, guidance, events, event_total, options)
+    return AtlasSessionTrace.from_dict(record)
+
+
+def assemble_records(rows: PageRows, options: LoadOptions) -> list[dict[str, Any]]:
+    """The record of every session of a page, in the page's order."""
     load_events = options.include_trajectory_events
     return [
-        assemble_trace(
+        assemble_record(
             row,
             rows.steps.get(row["id"], ()),
             rows.attempts,
@@ -263,3 +315,8 @@ def assemble_page(rows: PageRows, options: LoadOptions) -> list[AtlasSessionTrac
         )
         for row in rows.sessions
     ]
+
+
+def assemble_page(rows: PageRows, options: LoadOptions) -> list[AtlasSessionTrace]:
+    """Every session of a page as a trace, in the page's order."""
+    return [AtlasSessionTrace.from_dict(r) for r in assemble_records(rows, options)]

@@ -21,11 +21,11 @@ from typing import Any
 from psycopg import sql
 
 from atlas.runtime.traces import AtlasSessionTrace
-from atlas.training_data.assembly import LoadOptions, PageRows, assemble_page
+from atlas.training_data.assembly import LoadOptions, PageRows, RawEvent, assemble_page
 from atlas.training_data.filters import SessionFilters, where_clause
 from atlas.training_data.review_gate import ReviewGate
 
-__all__ = ["Cursor", "Page", "Query", "count_plan", "page_plan"]
+__all__ = ["Cursor", "Page", "Query", "count_plan", "page_plan", "rows_plan"]
 
 Cursor = tuple[datetime, int]
 Rows = list[dict[str, Any]]
@@ -81,6 +81,17 @@ def _page_query(
     return Query(query, [*params, size, offset])
 
 
+_FLAT = (
+    "(jsonb_typeof({t}.event) = 'object' "
+    "AND {t}.event ?& ARRAY['event_type', 'actor', 'name', 'timestamp', 'step_id', 'payload'] "
+    "AND jsonb_typeof({t}.event -> 'timestamp') IN ('string', 'null'))"
+)
+_RAW_EVENT_COLUMNS = (
+    f"CASE WHEN {_FLAT} THEN NULL ELSE {{t}}.event END AS event, "
+    f"CASE WHEN {_FLAT} THEN {{t}}.event::text END AS raw"
+)
+
+
 def _child_queries(ids: list[int], options: LoadOptions) -> list[Query]:
     queries = [
         Query(
@@ -108,11 +119,15 @@ def _child_queries(ids: list[int], options: LoadOptions) -> list[Query]:
     if not options.include_trajectory_events:
         return queries
     limit = options.trajectory_event_limit
+    # With raw_events, complete flat envelopes come back as JSON text (column
+    # raw) for the exporter to pass through; every other event is parsed.
+    event = _RAW_EVENT_COLUMNS if options.raw_events else "{t}.event, NULL::text AS raw"
     if limit is None:
         events = Query(
             sql.SQL(
-                "SELECT session_id, id, event, NULL::bigint AS total FROM trajectory_events "
-                "WHERE session_id = ANY(%s) ORDER BY session_id, created_at, id"
+                "SELECT t.session_id, t.id, " + event.format(t="t") + ", NULL::bigint AS total "
+                "FROM trajectory_events t "
+                "WHERE t.session_id = ANY(%s) ORDER BY t.session_id, t.created_at, t.id"
             ),
             [ids],
         )
@@ -122,7 +137,7 @@ def _child_queries(ids: list[int], options: LoadOptions) -> list[Query]:
         # without events (those come back as one row with a NULL id).
         events = Query(
             sql.SQL(
-                "SELECT ids.sid AS session_id, e.id, e.event, c.total "
+                "SELECT ids.sid AS session_id, e.id, " + event.format(t="e") + ", c.total "
                 "FROM unnest(%s::int[]) AS ids(sid) "
                 "CROSS JOIN LATERAL (SELECT count(*) AS total FROM trajectory_events t "
                 "WHERE t.session_id = ids.sid) AS c "
@@ -151,10 +166,31 @@ def _group(sessions: Rows, children: list[Rows]) -> PageRows:
     if len(children) > 3:
         for row in children[3]:
             if row["id"] is not None:  # NULL: the session has no event within the limit
-                events[row["session_id"]].append(row["event"])
+                raw = row.get("raw")
+                events[row["session_id"]].append(row["event"] if raw is None else RawEvent(raw))
             if row["total"] is not None:
                 totals[row["session_id"]] = row["total"]
     return PageRows(sessions, steps, attempts, guidance, events, totals)
+
+
+def rows_plan(
+    filters: SessionFilters,
+    gate: ReviewGate | None,
+    options: LoadOptions,
+    *,
+    size: int,
+    after: Cursor | None = None,
+    offset: int = 0,
+) -> Plan:
+    """Fetch one page's rows; returns ``(PageRows or None, next cursor)``."""
+    (sessions,) = yield [_page_query(filters, gate, options, size, after, offset)]
+    if not sessions:
+        return None, None
+    ids = [row["id"] for row in sessions]
+    children = yield _child_queries(ids, options)
+    last = sessions[-1]
+    cursor = (last["created_at"], last["id"]) if len(sessions) == size else None
+    return _group(sessions, children), cursor
 
 
 def page_plan(
@@ -167,15 +203,10 @@ def page_plan(
     offset: int = 0,
 ) -> Plan:
     """Fetch and assemble one page; returns a :class:`Page`."""
-    (sessions,) = yield [_page_query(filters, gate, options, size, after, offset)]
-    if not sessions:
-        return Page([], None)
-    ids = [row["id"] for row in sessions]
-    children = yield _child_queries(ids, options)
-    traces = assemble_page(_group(sessions, children), options)
-    last = sessions[-1]
-    cursor = (last["created_at"], last["id"]) if len(sessions) == size else None
-    return Page(traces, cursor)
+    rows, cursor = yield from rows_plan(
+        filters, gate, options, size=size, after=after, offset=offset
+    )
+    return Page(assemble_page(rows, options) if rows is not None else [], cursor)
 
 
 def count_plan(filters: SessionFilters, gates: Sequence[ReviewGate | None]) -> Plan:
