@@ -172,9 +172,6 @@ def assemble_step(
 def _events(raw: Iterable[Any], warnings: list[str]) -> list[Any]:
     events: list[Any] = []
     for value in raw:
-        if isinstance(value, RawEvent):
-            events.append(orjson.Fragment(value.text))
-            continue
         decoded = loads_lenient(value)
         if isinstance(decoded, Mapping):
             events.append(to_envelope(decoded))
@@ -185,10 +182,20 @@ def _events(raw: Iterable[Any], warnings: list[str]) -> list[Any]:
 
 
 @dataclass(frozen=True)
-class RawEvent:
-    """An event fetched as JSON text because it is already a complete flat envelope."""
+class EventBlock:
+    """A session's events as fetched: one JSON array (text), in chronological order.
 
-    text: str
+    ``all_flat`` says every event is already a complete flat envelope, so the
+    array can go into an export untouched; ``kept`` is its length.
+    """
+
+    raw: str | None
+    all_flat: bool
+    kept: int
+
+    def decoded(self, warnings: list[str]) -> list[Any]:
+        """The events as flat envelopes (dicts)."""
+        return _events(orjson.loads(self.raw), warnings) if self.raw else []
 
 
 def _iso(value: Any) -> Any:
@@ -200,7 +207,7 @@ def assemble_record(
     steps: Sequence[Mapping[str, Any]],
     attempts: Mapping[tuple[int, int], Sequence[Mapping[str, Any]]],
     guidance: Mapping[tuple[int, int], Sequence[str]],
-    events: Sequence[Any] | None,
+    events: Sequence[Any] | EventBlock | None,
     event_total: int | None,
     options: LoadOptions,
 ) -> dict[str, Any]:
@@ -238,15 +245,26 @@ def assemble_record(
         )
         for step in steps
     ]
-    trajectory = _events(events, warnings) if events is not None else []
-    total = event_total if event_total is not None else len(trajectory)
-    if events is not None and not events and isinstance(metadata.get("trajectory_events"), list):
+    trajectory: Any
+    if isinstance(events, EventBlock):
+        if options.raw_events and events.all_flat and events.raw:
+            # Already complete flat envelopes: the JSON text goes out as it is.
+            trajectory, kept = orjson.Fragment(events.raw), events.kept
+        else:
+            trajectory = events.decoded(warnings)
+            kept = len(trajectory)
+    else:
+        trajectory = _events(events, warnings) if events is not None else []
+        kept = len(trajectory)
+    total = event_total if event_total is not None else kept
+    if events is not None and not kept and isinstance(metadata.get("trajectory_events"), list):
         # Very old writers kept events inside the session metadata; the event
         # limit and the count apply to them as to rows of trajectory_events.
-        kept = metadata["trajectory_events"]
-        total = len(kept)
+        stored = metadata["trajectory_events"]
+        total = len(stored)
         limit = options.trajectory_event_limit
-        trajectory = _events(kept if limit is None else kept[:limit], warnings)
+        trajectory = _events(stored if limit is None else stored[:limit], warnings)
+        kept = len(trajectory)
     learning = options.include_learning_data
     derived = AtlasSessionTrace.DERIVED
     # Keys in AtlasSessionTrace field order, values in to_dict() form; the
@@ -276,8 +294,7 @@ def assemble_record(
         "reward_stats": stats if isinstance(stats, dict) else None,
         "reward_audit": audit,
         "trajectory_event_count": total if options.include_trajectory_events else 0,
-        "trajectory_events_truncated": options.include_trajectory_events
-        and total > len(trajectory),
+        "trajectory_events_truncated": options.include_trajectory_events and total > kept,
         "load_warnings": warnings,
     }
     for name in derived:
@@ -291,7 +308,7 @@ def assemble_trace(
     steps: Sequence[Mapping[str, Any]],
     attempts: Mapping[tuple[int, int], Sequence[Mapping[str, Any]]],
     guidance: Mapping[tuple[int, int], Sequence[str]],
-    events: Sequence[Any] | None,
+    events: Sequence[Any] | EventBlock | None,
     event_total: int | None,
     options: LoadOptions,
 ) -> AtlasSessionTrace:

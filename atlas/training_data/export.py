@@ -11,17 +11,30 @@ nothing appears under the target name unless the export completes.
 
 from __future__ import annotations
 
+import contextlib
+import queue
+import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
+import psycopg
 
-from atlas.training_data.api import ConfigArg, SyncTarget, TrainingQuery, _config, _connection
+from atlas.errors import InvalidFilter
+from atlas.training_data.api import (
+    ConfigArg,
+    SyncTarget,
+    TrainingQuery,
+    _config,
+    _connection,
+    _gate_hid,
+)
+from atlas.training_data.assembly import LoadOptions, PageRows, assemble_records
 from atlas.training_data.drivers import drive
 from atlas.training_data.output import SafeOutput
-from atlas.training_data.plan import Cursor, Page, count_plan, page_plan
+from atlas.training_data.plan import Cursor, count_plan, rows_plan
 from atlas.training_data.review_gate import ReviewGate
 
 __all__ = ["ExportProgress", "ExportSummary", "export_jsonl"]
@@ -53,6 +66,82 @@ class ExportSummary:
     damaged_sessions: int
 
 
+def _kept_events(record: dict[str, Any], options: LoadOptions) -> int:
+    """How many events a record carries (its event list may be a pass-through fragment)."""
+    if record["trajectory_events_truncated"]:
+        return options.trajectory_event_limit or 0
+    return int(record["trajectory_event_count"])
+
+
+class _Prefetcher:
+    """Fetch page rows on a worker thread while the caller assembles and writes.
+
+    The database works on page N+1 while Python turns page N into JSON, so the
+    two overlap (the server and this process run on different cores). Only
+    the worker touches the connection until :meth:`close`. Closing early (an
+    error, Ctrl-C) cancels the query in flight so the worker cannot hang.
+    """
+
+    _DONE = object()
+
+    def __init__(
+        self, conn: psycopg.Connection[Any], query: TrainingQuery, options: LoadOptions, size: int
+    ):
+        self._conn = conn
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=2)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(query, options, size), name="arc-atlas-prefetch", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, query: TrainingQuery, options: LoadOptions, size: int) -> None:
+        try:
+            cursor: Cursor | None = None
+            for page_size, offset in query.pages(size):
+                if self._stop.is_set():
+                    return
+                rows, cursor = drive(
+                    self._conn,
+                    rows_plan(
+                        query.filters, query.gate, options,
+                        size=page_size, after=cursor, offset=offset,
+                    ),
+                )  # fmt: skip
+                if rows is not None:
+                    self._put(rows)
+                if cursor is None:
+                    break
+            self._put(self._DONE)
+        except BaseException as exc:  # handed to the caller's thread
+            self._put(exc)
+
+    def _put(self, item: Any) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def __iter__(self) -> Iterator[PageRows]:
+        while True:
+            item = self._queue.get()
+            if item is self._DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def close(self) -> None:
+        """Stop the worker (cancelling its query if it is in one) and wait for it."""
+        if self._thread.is_alive():
+            self._stop.set()
+            with contextlib.suppress(Exception):
+                self._conn.cancel_safe()
+            self._thread.join()
+
+
 def export_jsonl(
     output: str,
     db_url: SyncTarget = None,
@@ -72,40 +161,40 @@ def export_jsonl(
     database when ``output`` cannot be written.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        from atlas.errors import InvalidFilter
-
         raise InvalidFilter(f"batch_size must be a whole number >= 1, not {batch_size!r}.")
     cfg = _config(config)
     query = TrainingQuery.build(config=cfg, **filters)
+    options = replace(query.options, raw_events=True)
     started = time.perf_counter()
     sink = SafeOutput(output, compression_level=compression_level)
     sessions = steps = events = damaged = hidden = 0
+    dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
     try:
         with _connection(db_url, cfg) as conn, conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            cursor: Cursor | None = None
-            for size, offset in query.pages(batch_size):
-                plan = page_plan(
-                    query.filters, query.gate, query.options, size=size, after=cursor, offset=offset
-                )
-                page: Page = drive(conn, plan)
-                for trace in page.traces:
-                    sink.write(orjson.dumps(trace.to_dict(), option=orjson.OPT_APPEND_NEWLINE))
-                    steps += len(trace.steps)
-                    events += len(trace.trajectory_events)
-                    damaged += bool(trace.load_warnings)
-                sessions += len(page.traces)
-                if on_progress is not None:
-                    elapsed = time.perf_counter() - started
-                    on_progress(
-                        ExportProgress(sessions, steps, events, sink.bytes_written, elapsed)
-                    )
-                cursor = page.cursor
-                if cursor is None:
-                    break
+            pages = _Prefetcher(conn, query, options, batch_size)
+            try:
+                for rows in pages:
+                    records = assemble_records(rows, options)
+                    sink.write(b"".join([dumps(record, option=newline) for record in records]))
+                    for record in records:
+                        steps += len(record["steps"])
+                        events += (
+                            record["trajectory_event_count"]
+                            if not record["trajectory_events_truncated"]
+                            else options.trajectory_event_limit or 0
+                        )
+                        damaged += bool(record["load_warnings"])
+                    sessions += len(records)
+                    if on_progress is not None:
+                        elapsed = time.perf_counter() - started
+                        on_progress(
+                            ExportProgress(sessions, steps, events, sink.bytes_written, elapsed)
+                        )
+            finally:
+                pages.close()
             if sessions == 0 and query.limit != 0 and not query.gate.is_open:
-                with_gate, without = drive(conn, count_plan(query.filters, [query.gate, None]))
-                hidden = without - with_gate
+                hidden = _gate_hid(drive(conn, count_plan(query.filters, [query.gate, None])))
         if sessions == 0:
             sink.abort()
         else:

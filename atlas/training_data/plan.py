@@ -21,7 +21,7 @@ from typing import Any
 from psycopg import sql
 
 from atlas.runtime.traces import AtlasSessionTrace
-from atlas.training_data.assembly import LoadOptions, PageRows, RawEvent, assemble_page
+from atlas.training_data.assembly import EventBlock, LoadOptions, PageRows, assemble_page
 from atlas.training_data.filters import SessionFilters, where_clause
 from atlas.training_data.review_gate import ReviewGate
 
@@ -86,10 +86,6 @@ _FLAT = (
     "AND {t}.event ?& ARRAY['event_type', 'actor', 'name', 'timestamp', 'step_id', 'payload'] "
     "AND jsonb_typeof({t}.event -> 'timestamp') IN ('string', 'null'))"
 )
-_RAW_EVENT_COLUMNS = (
-    f"CASE WHEN {_FLAT} THEN NULL ELSE {{t}}.event END AS event, "
-    f"CASE WHEN {_FLAT} THEN {{t}}.event::text END AS raw"
-)
 
 
 def _child_queries(ids: list[int], options: LoadOptions) -> list[Query]:
@@ -118,35 +114,27 @@ def _child_queries(ids: list[int], options: LoadOptions) -> list[Query]:
     ]
     if not options.include_trajectory_events:
         return queries
+    # One row per session: its events (the first `limit` of them, if limited)
+    # as one JSON array in chronological order, whether they are all complete
+    # flat envelopes (then the exporter passes the text through untouched),
+    # and how many the session has in all.
     limit = options.trajectory_event_limit
-    # With raw_events, complete flat envelopes come back as JSON text (column
-    # raw) for the exporter to pass through; every other event is parsed.
-    event = _RAW_EVENT_COLUMNS if options.raw_events else "{t}.event, NULL::text AS raw"
-    if limit is None:
-        events = Query(
-            sql.SQL(
-                "SELECT t.session_id, t.id, " + event.format(t="t") + ", NULL::bigint AS total "
-                "FROM trajectory_events t "
-                "WHERE t.session_id = ANY(%s) ORDER BY t.session_id, t.created_at, t.id"
-            ),
-            [ids],
-        )
-    else:
-        # The first `limit` events of each session, plus how many it has in all.
-        # The count is its own lateral so that it survives LIMIT 0 and sessions
-        # without events (those come back as one row with a NULL id).
-        events = Query(
-            sql.SQL(
-                "SELECT ids.sid AS session_id, e.id, " + event.format(t="e") + ", c.total "
-                "FROM unnest(%s::int[]) AS ids(sid) "
-                "CROSS JOIN LATERAL (SELECT count(*) AS total FROM trajectory_events t "
-                "WHERE t.session_id = ids.sid) AS c "
-                "LEFT JOIN LATERAL (SELECT t.event, t.created_at, t.id FROM trajectory_events t "
-                "WHERE t.session_id = ids.sid ORDER BY t.created_at, t.id LIMIT %s) AS e ON true "
-                "ORDER BY ids.sid, e.created_at, e.id"
-            ),
-            [ids, limit],
-        )
+    total = (
+        "(SELECT count(*) FROM trajectory_events c WHERE c.session_id = ids.sid)"
+        if limit is not None
+        else "e.kept"
+    )
+    events = Query(
+        sql.SQL(
+            "SELECT ids.sid AS session_id, e.kept, e.all_flat, e.raw, " + total + " AS total "
+            "FROM unnest(%s::int[]) AS ids(sid) CROSS JOIN LATERAL ("
+            "SELECT count(*) AS kept, COALESCE(bool_and(" + _FLAT.format(t="t") + "), true) "
+            "AS all_flat, '[' || string_agg(t.event::text, ',' ORDER BY t.created_at, t.id) "
+            "|| ']' AS raw FROM (SELECT event, created_at, id FROM trajectory_events "
+            "WHERE session_id = ids.sid ORDER BY created_at, id LIMIT %s) AS t) AS e"
+        ),
+        [ids, limit],
+    )
     queries.append(events)
     return queries
 
@@ -155,7 +143,7 @@ def _group(sessions: Rows, children: list[Rows]) -> PageRows:
     steps: defaultdict[int, Rows] = defaultdict(list)
     attempts: defaultdict[tuple[int, int], Rows] = defaultdict(list)
     guidance: defaultdict[tuple[int, int], list[str]] = defaultdict(list)
-    events: defaultdict[int, list[Any]] = defaultdict(list)
+    events: dict[int, Any] = {}
     totals: dict[int, int] = {}
     for row in children[0]:
         steps[row["session_id"]].append(row)
@@ -165,11 +153,9 @@ def _group(sessions: Rows, children: list[Rows]) -> PageRows:
         guidance[(row["session_id"], row["step_id"])].append(row["note"])
     if len(children) > 3:
         for row in children[3]:
-            if row["id"] is not None:  # NULL: the session has no event within the limit
-                raw = row.get("raw")
-                events[row["session_id"]].append(row["event"] if raw is None else RawEvent(raw))
-            if row["total"] is not None:
-                totals[row["session_id"]] = row["total"]
+            sid = row["session_id"]
+            events[sid] = EventBlock(row["raw"], row["all_flat"], row["kept"])
+            totals[sid] = row["total"]
     return PageRows(sessions, steps, attempts, guidance, events, totals)
 
 

@@ -25,9 +25,12 @@ def _sessions(n: int) -> list[dict[str, Any]]:
 
 
 def _children(batch: list[Query], ids: list[int]) -> list[list[dict[str, Any]]]:
-    """One step and one event per session, whatever the batch asks for."""
+    """One step and one event per session (events come as one JSON array per session)."""
     steps = [{"session_id": i, "step_id": 1, "metadata": None, "evaluation": None} for i in ids]
-    events = [{"session_id": i, "id": i, "event": {"event_type": "x"}, "total": None} for i in ids]
+    events = [
+        {"session_id": i, "kept": 1, "all_flat": False, "raw": '[{"event_type": "x"}]', "total": 1}
+        for i in ids
+    ]
     return [steps, [], [], events][: len(batch)]
 
 
@@ -138,14 +141,16 @@ def _events_page(event_rows: list[dict[str, Any]], limit: int | None) -> Page:
 
 
 def test_a_session_without_events_in_the_limit_still_has_its_count():
-    page = _events_page([{"session_id": 1000, "id": None, "event": None, "total": 7}], 0)
+    row = {"session_id": 1000, "kept": 0, "all_flat": True, "raw": None, "total": 7}
+    page = _events_page([row], 0)
     (trace,) = page.traces
     assert (trace.trajectory_events, trace.trajectory_event_count) == ([], 7)
     assert trace.trajectory_events_truncated
 
 
 def test_an_event_holding_json_null_is_kept_and_noted():
-    page = _events_page([{"session_id": 1000, "id": 5, "event": None, "total": None}], None)
+    row = {"session_id": 1000, "kept": 1, "all_flat": False, "raw": "[null]", "total": 1}
+    page = _events_page([row], None)
     (trace,) = page.traces
     assert [e["event_type"] for e in trace.trajectory_events] == ["unknown"]
     assert trace.load_warnings
