@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import os
 import warnings
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,29 +139,47 @@ def _config(config: ConfigArg) -> AtlasConfig | None:
     return load_config(config)
 
 
+Spawn = Callable[[], contextlib.AbstractContextManager[psycopg.Connection[Any]]]
+
+
 @contextlib.contextmanager
-def _connection(
+def _connections(
     target: SyncTarget, config: AtlasConfig | None
-) -> Iterator[psycopg.Connection[Any]]:
+) -> Iterator[tuple[psycopg.Connection[Any], Spawn | None]]:
+    """A connection to ``target``, and a way to open more (None when it cannot).
+
+    The exporter reads pages on several connections at once; a bare psycopg
+    connection, or a pool with room for one, offers no second one.
+    """
     if isinstance(target, Database):
+        spawn = target.connection if target.settings.max_connections > 1 else None
         with target.connection() as conn:
-            yield conn
+            yield conn, spawn
     elif isinstance(target, psycopg.Connection):
-        yield target
+        yield target, None
     elif isinstance(target, ConnectionPool):
+        room = target.max_size > 1
         with target.connection() as conn:
-            yield conn
+            yield conn, (target.connection if room else None)
     elif target is None or isinstance(target, str):
         settings = resolve_settings(target, config=config)
         prepare(settings, migrate=False)
         with connect(settings) as conn, translate_errors(settings.display_url):
-            yield conn
+            yield conn, lambda: connect(settings)
     else:
         raise TypeError(
-            f"Cannot read from a {type(target).__name__}: pass a URL, an atlas.storage.Database, "
+            f"Cannot read from {type(target).__name__}: pass a URL, an atlas.storage.Database, "
             "a psycopg Connection or a psycopg_pool ConnectionPool (use the *_async functions "
             "for async handles)."
         )
+
+
+@contextlib.contextmanager
+def _connection(
+    target: SyncTarget, config: AtlasConfig | None
+) -> Iterator[psycopg.Connection[Any]]:
+    with _connections(target, config) as (conn, _):
+        yield conn
 
 
 @contextlib.asynccontextmanager
@@ -186,7 +204,7 @@ async def _connection_async(
                 yield conn
     else:
         raise TypeError(
-            f"Cannot read from a {type(target).__name__}: pass a URL, an "
+            f"Cannot read from {type(target).__name__}: pass a URL, an "
             "atlas.storage.AsyncDatabase, a psycopg AsyncConnection or a psycopg_pool "
             "AsyncConnectionPool (use the synchronous functions for sync handles)."
         )

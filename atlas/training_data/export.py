@@ -21,20 +21,23 @@ from typing import Any
 
 import orjson
 import psycopg
+from psycopg import sql
 
 from atlas.errors import InvalidFilter
 from atlas.training_data.api import (
     ConfigArg,
+    Spawn,
     SyncTarget,
     TrainingQuery,
     _config,
-    _connection,
+    _connections,
     _gate_hid,
 )
 from atlas.training_data.assembly import LoadOptions, PageRows, assemble_records
 from atlas.training_data.drivers import drive
+from atlas.training_data.filters import SessionFilters
 from atlas.training_data.output import SafeOutput
-from atlas.training_data.plan import Cursor, count_plan, rows_plan
+from atlas.training_data.plan import Cursor, count_plan, ids_plan, rows_plan
 from atlas.training_data.review_gate import ReviewGate
 
 __all__ = ["ExportProgress", "ExportSummary", "export_jsonl"]
@@ -73,73 +76,149 @@ def _kept_events(record: dict[str, Any], options: LoadOptions) -> int:
     return int(record["trajectory_event_count"])
 
 
-class _Prefetcher:
-    """Fetch page rows on a worker thread while the caller assembles and writes.
+_STOP = object()
 
-    The database works on page N+1 while Python turns page N into JSON, so the
-    two overlap (the server and this process run on different cores). Only
-    the worker touches the connection until :meth:`close`. Closing early (an
-    error, Ctrl-C) cancels the query in flight so the worker cannot hang.
+
+class _PageFetcher:
+    """Read the pages of an export on worker threads, in one snapshot, in page order.
+
+    A lister walks the matching session ids page by page (keyset, ids only:
+    cheap) on the main connection, which holds the export's snapshot. Workers
+    fetch whole pages by id, each on its own connection that has imported
+    that snapshot, so the server assembles several pages at once while this
+    thread turns earlier ones into JSON. With no second connection to be had,
+    one worker uses the main connection. Closing early (an error, Ctrl-C)
+    cancels the queries in flight so no thread can hang.
     """
 
-    _DONE = object()
-
     def __init__(
-        self, conn: psycopg.Connection[Any], query: TrainingQuery, options: LoadOptions, size: int
+        self,
+        conn: psycopg.Connection[Any],
+        spawn: Spawn | None,
+        query: TrainingQuery,
+        options: LoadOptions,
+        size: int,
+        workers: int,
     ):
-        self._conn = conn
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=2)
+        self._query, self._options, self._size = query, options, size
         self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, args=(query, options, size), name="arc-atlas-prefetch", daemon=True
-        )
-        self._thread.start()
+        self._tasks: queue.Queue[Any] = queue.Queue(maxsize=workers * 2)
+        self._results: queue.Queue[Any] = queue.Queue()
+        self._conns: list[psycopg.Connection[Any]] = [conn]
+        self._threads: list[threading.Thread] = []
+        self._exits = contextlib.ExitStack()
+        snapshot = None
+        if spawn is not None and workers > 1:
+            row = conn.execute("SELECT pg_export_snapshot()").fetchone()
+            snapshot = row[0] if row else None
+        if snapshot is None:
+            # One worker on the main connection; pages are listed and fetched in turn.
+            self._start(self._fetch_serially, conn)
+            self._workers = 1
+            return
+        assert spawn is not None
+        self._workers = workers
+        self._start(self._list, conn)
+        for _ in range(workers):
+            worker = self._exits.enter_context(spawn())
+            worker.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            worker.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
+            self._conns.append(worker)
+            self._start(self._fetch, worker)
 
-    def _run(self, query: TrainingQuery, options: LoadOptions, size: int) -> None:
+    def _start(self, target: Callable[..., None], conn: psycopg.Connection[Any]) -> None:
+        thread = threading.Thread(target=self._guard, args=(target, conn), daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _guard(self, target: Callable[..., None], conn: psycopg.Connection[Any]) -> None:
         try:
-            cursor: Cursor | None = None
-            for page_size, offset in query.pages(size):
-                if self._stop.is_set():
-                    return
-                rows, cursor = drive(
-                    self._conn,
-                    rows_plan(
-                        query.filters, query.gate, options,
-                        size=page_size, after=cursor, offset=offset,
-                    ),
-                )  # fmt: skip
-                if rows is not None:
-                    self._put(rows)
-                if cursor is None:
-                    break
-            self._put(self._DONE)
-        except BaseException as exc:  # handed to the caller's thread
-            self._put(exc)
+            target(conn)
+        except BaseException as exc:  # handed to the consumer's thread
+            self._results.put((-1, exc))
 
-    def _put(self, item: Any) -> None:
+    def _pages(self, conn: psycopg.Connection[Any], plan: Callable[..., Any]) -> Iterator[Any]:
+        cursor: Cursor | None = None
+        query = self._query
+        for page_size, offset in query.pages(self._size):
+            if self._stop.is_set():
+                return
+            found, cursor = drive(
+                conn,
+                plan(query.filters, query.gate, self._options,
+                     size=page_size, after=cursor, offset=offset),
+            )  # fmt: skip
+            if found:
+                yield found
+            if cursor is None:
+                return
+
+    def _list(self, conn: psycopg.Connection[Any]) -> None:
+        index = 0
+        for ids in self._pages(conn, ids_plan):
+            self._put(self._tasks, (index, ids))
+            index += 1
+        self._results.put((-2, index))  # how many pages there are
+        for _ in range(self._workers):
+            self._put(self._tasks, _STOP)
+
+    def _fetch(self, conn: psycopg.Connection[Any]) -> None:
+        while not self._stop.is_set():
+            task = self._tasks.get()
+            if task is _STOP:
+                return
+            index, ids = task
+            rows, _ = drive(
+                conn,
+                rows_plan(
+                    SessionFilters(session_ids=tuple(ids)), None, self._options, size=len(ids)
+                ),
+            )
+            self._results.put((index, rows))
+
+    def _fetch_serially(self, conn: psycopg.Connection[Any]) -> None:
+        index = 0
+        for rows in self._pages(conn, rows_plan):
+            self._put(self._results, (index, rows))
+            index += 1
+        self._results.put((-2, index))
+
+    def _put(self, target: queue.Queue[Any], item: Any) -> None:
         while not self._stop.is_set():
             try:
-                self._queue.put(item, timeout=0.1)
+                target.put(item, timeout=0.1)
                 return
             except queue.Full:
                 continue
 
     def __iter__(self) -> Iterator[PageRows]:
-        while True:
-            item = self._queue.get()
-            if item is self._DONE:
-                return
-            if isinstance(item, BaseException):
+        waiting: dict[int, PageRows] = {}
+        following, total = 0, None
+        while total is None or following < total:
+            index, item = self._results.get()
+            if index == -1:
                 raise item
-            yield item
+            if index == -2:
+                total = item
+                continue
+            waiting[index] = item
+            while following in waiting:
+                yield waiting.pop(following)
+                following += 1
 
     def close(self) -> None:
-        """Stop the worker (cancelling its query if it is in one) and wait for it."""
-        if self._thread.is_alive():
-            self._stop.set()
+        """Stop every thread (cancelling queries in flight), then release the connections."""
+        self._stop.set()
+        if any(thread.is_alive() for thread in self._threads):
+            for conn in self._conns:
+                with contextlib.suppress(Exception):
+                    conn.cancel_safe()
+        for thread in self._threads:
+            thread.join()
+        for conn in self._conns[1:]:
             with contextlib.suppress(Exception):
-                self._conn.cancel_safe()
-            self._thread.join()
+                conn.execute("ROLLBACK")
+        self._exits.close()
 
 
 def export_jsonl(
@@ -150,6 +229,7 @@ def export_jsonl(
     batch_size: int = 100,
     compression_level: int | None = None,
     on_progress: Callable[[ExportProgress], None] | None = None,
+    workers: int = 2,
     **filters: Any,
 ) -> ExportSummary:
     """Write every matching session to ``output`` (``-`` = stdout) as JSONL.
@@ -157,6 +237,7 @@ def export_jsonl(
     Takes the filters of :func:`~atlas.training_data.get_training_sessions`;
     ``limit`` and ``offset`` count exported sessions. When nothing matches, no
     file is created and the summary says how many sessions the review gate hid.
+    ``workers`` connections read pages in parallel (all in the same snapshot).
     Raises :class:`~atlas.training_data.output.OutputError` before touching the
     database when ``output`` cannot be written.
     """
@@ -170,9 +251,9 @@ def export_jsonl(
     sessions = steps = events = damaged = hidden = 0
     dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
     try:
-        with _connection(db_url, cfg) as conn, conn.transaction():
+        with _connections(db_url, cfg) as (conn, spawn), conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            pages = _Prefetcher(conn, query, options, batch_size)
+            pages = _PageFetcher(conn, spawn, query, options, batch_size, workers)
             try:
                 for rows in pages:
                     records = assemble_records(rows, options)

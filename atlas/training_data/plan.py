@@ -2,8 +2,9 @@
 
 :func:`page_plan` yields batches of :class:`Query` and receives their rows;
 the sync and async drivers in :mod:`atlas.training_data.drivers` do the
-talking. A page costs two round trips whatever its size: the page of session
-rows, then every child table for the whole page in one pipeline.
+talking. A page is one query, one round trip, whatever its size: the page of
+session rows, with each session's plan, steps, attempts, guidance and events
+aggregated by the server into JSON arrays beside it.
 
 Paging is keyset on ``(created_at, id)``, newest first: a page starts strictly
 after the last row of the previous one, so sessions written while paging
@@ -25,7 +26,7 @@ from atlas.training_data.assembly import EventBlock, LoadOptions, PageRows, asse
 from atlas.training_data.filters import SessionFilters, where_clause
 from atlas.training_data.review_gate import ReviewGate
 
-__all__ = ["Cursor", "Page", "Query", "count_plan", "page_plan", "rows_plan"]
+__all__ = ["Cursor", "Page", "Query", "count_plan", "ids_plan", "page_plan", "rows_plan"]
 
 Cursor = tuple[datetime, int]
 Rows = list[dict[str, Any]]
@@ -48,11 +49,48 @@ class Page:
     cursor: Cursor | None
 
 
-_SESSION_COLUMNS = (
-    "s.id, s.task, s.status, s.metadata, s.final_answer, s.reward, s.reward_stats, "
+# The page itself: filters, keyset and LIMIT on sessions alone, so that the
+# children below are gathered for the rows of this page only, whatever plan
+# the filters lead to.
+_PAGE = (
+    "SELECT s.id, s.task, s.status, s.metadata, s.final_answer, s.reward, s.reward_stats, "
     "s.reward_audit, {learning}, s.review_status, s.review_notes, s.created_at, "
-    "s.completed_at, p.plan"
+    "s.completed_at FROM sessions s {where} "
+    "ORDER BY s.created_at DESC, s.id DESC LIMIT %s OFFSET %s"
 )
+# Each session's children, aggregated on the server into one JSON array per
+# table: one row per session reaches Python, parsed by orjson in one call.
+_PLAN = "(SELECT p.plan FROM plans p WHERE p.session_id = s.id) AS plan"
+_STEPS = (
+    "(SELECT json_agg(json_build_object('step_id', r.step_id, 'trace', r.trace, "
+    "'output', r.output, 'evaluation', r.evaluation, 'attempts', r.attempts, "
+    "'metadata', r.metadata) ORDER BY r.step_id) "
+    "FROM step_results r WHERE r.session_id = s.id) AS steps"
+)
+_ATTEMPTS = (
+    "(SELECT json_agg(json_build_object('step_id', a.step_id, 'attempt', a.attempt, "
+    "'evaluation', a.evaluation) ORDER BY a.step_id, a.attempt) "
+    "FROM step_attempts a WHERE a.session_id = s.id) AS attempts"
+)
+_GUIDANCE = (
+    "(SELECT json_agg(json_build_object('step_id', g.step_id, 'note', g.note) "
+    "ORDER BY g.step_id, g.sequence) FROM guidance_notes g WHERE g.session_id = s.id) AS guidance"
+)
+# A complete flat envelope: passed through as text by the exporter.
+_FLAT = (
+    "(jsonb_typeof(t.event) = 'object' "
+    "AND t.event ?& ARRAY['event_type', 'actor', 'name', 'timestamp', 'step_id', 'payload'] "
+    "AND jsonb_typeof(t.event -> 'timestamp') IN ('string', 'null'))"
+)
+# Events (the first `limit`, if limited) as one JSON array in chronological
+# order, whether all are complete flat envelopes, and how many there are.
+_EVENTS = (
+    "CROSS JOIN LATERAL (SELECT count(*) AS kept, COALESCE(bool_and(" + _FLAT + "), true) "
+    "AS all_flat, '[' || string_agg(t.event::text, ',' ORDER BY t.created_at, t.id) || ']' "
+    "AS raw FROM (SELECT event, created_at, id FROM trajectory_events "
+    "WHERE session_id = s.id ORDER BY created_at, id LIMIT %s) AS t) AS e"
+)
+_EVENT_TOTAL = "(SELECT count(*) FROM trajectory_events c WHERE c.session_id = s.id)"
 
 
 def _page_query(
@@ -63,6 +101,7 @@ def _page_query(
     after: Cursor | None,
     offset: int,
 ) -> Query:
+    """The one query of a page: session rows with plan, steps, attempts, guidance, events."""
     where, params = where_clause(filters, gate)
     if after is not None:
         keyset = sql.SQL("(s.created_at, s.id) < (%s, %s)")
@@ -73,89 +112,42 @@ def _page_query(
         if options.include_learning_data
         else "NULL::text AS student_learning, NULL::text AS teacher_learning"
     )
+    page = sql.SQL(_PAGE.format(learning=learning, where="{where}")).format(where=where)
+    params = [*params, size, offset]
+    # Lookups by session key, not joins: a join lets the planner scan a whole
+    # child table for a page of 100 sessions.
+    columns = ["s.*", _PLAN, _STEPS, _ATTEMPTS, _GUIDANCE]
+    joins = ""
+    if options.include_trajectory_events:
+        limit = options.trajectory_event_limit
+        total = _EVENT_TOTAL if limit is not None else "e.kept"
+        columns.append(f"e.kept, e.all_flat, e.raw, {total} AS event_total")
+        joins = _EVENTS
+        params.append(limit)
     query = sql.SQL(
-        "SELECT " + _SESSION_COLUMNS.format(learning=learning) + " FROM sessions s "
-        "LEFT JOIN plans p ON p.session_id = s.id {where} "
-        "ORDER BY s.created_at DESC, s.id DESC LIMIT %s OFFSET %s"
-    ).format(where=where)
-    return Query(query, [*params, size, offset])
+        "SELECT " + ", ".join(columns) + " FROM ({page}) AS s " + joins + " "
+        "ORDER BY s.created_at DESC, s.id DESC"
+    ).format(page=page)
+    return Query(query, params)
 
 
-_FLAT = (
-    "(jsonb_typeof({t}.event) = 'object' "
-    "AND {t}.event ?& ARRAY['event_type', 'actor', 'name', 'timestamp', 'step_id', 'payload'] "
-    "AND jsonb_typeof({t}.event -> 'timestamp') IN ('string', 'null'))"
-)
-
-
-def _child_queries(ids: list[int], options: LoadOptions) -> list[Query]:
-    queries = [
-        Query(
-            sql.SQL(
-                "SELECT session_id, step_id, trace, output, evaluation, attempts, metadata "
-                "FROM step_results WHERE session_id = ANY(%s) ORDER BY session_id, step_id"
-            ),
-            [ids],
-        ),
-        Query(
-            sql.SQL(
-                "SELECT session_id, step_id, attempt, evaluation FROM step_attempts "
-                "WHERE session_id = ANY(%s) ORDER BY session_id, step_id, attempt"
-            ),
-            [ids],
-        ),
-        Query(
-            sql.SQL(
-                "SELECT session_id, step_id, note FROM guidance_notes "
-                "WHERE session_id = ANY(%s) ORDER BY session_id, step_id, sequence"
-            ),
-            [ids],
-        ),
-    ]
-    if not options.include_trajectory_events:
-        return queries
-    # One row per session: its events (the first `limit` of them, if limited)
-    # as one JSON array in chronological order, whether they are all complete
-    # flat envelopes (then the exporter passes the text through untouched),
-    # and how many the session has in all.
-    limit = options.trajectory_event_limit
-    total = (
-        "(SELECT count(*) FROM trajectory_events c WHERE c.session_id = ids.sid)"
-        if limit is not None
-        else "e.kept"
-    )
-    events = Query(
-        sql.SQL(
-            "SELECT ids.sid AS session_id, e.kept, e.all_flat, e.raw, " + total + " AS total "
-            "FROM unnest(%s::int[]) AS ids(sid) CROSS JOIN LATERAL ("
-            "SELECT count(*) AS kept, COALESCE(bool_and(" + _FLAT.format(t="t") + "), true) "
-            "AS all_flat, '[' || string_agg(t.event::text, ',' ORDER BY t.created_at, t.id) "
-            "|| ']' AS raw FROM (SELECT event, created_at, id FROM trajectory_events "
-            "WHERE session_id = ids.sid ORDER BY created_at, id LIMIT %s) AS t) AS e"
-        ),
-        [ids, limit],
-    )
-    queries.append(events)
-    return queries
-
-
-def _group(sessions: Rows, children: list[Rows]) -> PageRows:
-    steps: defaultdict[int, Rows] = defaultdict(list)
+def _group(sessions: Rows, options: LoadOptions) -> PageRows:
+    """Split each page row into the session row and its children, keyed as assembly wants."""
+    steps: dict[int, Rows] = {}
     attempts: defaultdict[tuple[int, int], Rows] = defaultdict(list)
     guidance: defaultdict[tuple[int, int], list[str]] = defaultdict(list)
     events: dict[int, Any] = {}
     totals: dict[int, int] = {}
-    for row in children[0]:
-        steps[row["session_id"]].append(row)
-    for row in children[1]:
-        attempts[(row["session_id"], row["step_id"])].append(row)
-    for row in children[2]:
-        guidance[(row["session_id"], row["step_id"])].append(row["note"])
-    if len(children) > 3:
-        for row in children[3]:
-            sid = row["session_id"]
-            events[sid] = EventBlock(row["raw"], row["all_flat"], row["kept"])
-            totals[sid] = row["total"]
+    for row in sessions:
+        sid = row["id"]
+        steps[sid] = row.pop("steps") or []
+        for attempt in row.pop("attempts") or ():
+            attempts[(sid, attempt["step_id"])].append(attempt)
+        for note in row.pop("guidance") or ():
+            guidance[(sid, note["step_id"])].append(note["note"])
+        if options.include_trajectory_events:
+            events[sid] = EventBlock(row.pop("raw"), row.pop("all_flat"), row.pop("kept"))
+            totals[sid] = row.pop("event_total")
     return PageRows(sessions, steps, attempts, guidance, events, totals)
 
 
@@ -168,15 +160,13 @@ def rows_plan(
     after: Cursor | None = None,
     offset: int = 0,
 ) -> Plan:
-    """Fetch one page's rows; returns ``(PageRows or None, next cursor)``."""
+    """Fetch one page's rows (one query); returns ``(PageRows or None, next cursor)``."""
     (sessions,) = yield [_page_query(filters, gate, options, size, after, offset)]
     if not sessions:
         return None, None
-    ids = [row["id"] for row in sessions]
-    children = yield _child_queries(ids, options)
     last = sessions[-1]
     cursor = (last["created_at"], last["id"]) if len(sessions) == size else None
-    return _group(sessions, children), cursor
+    return _group(sessions, options), cursor
 
 
 def page_plan(
@@ -193,6 +183,37 @@ def page_plan(
         filters, gate, options, size=size, after=after, offset=offset
     )
     return Page(assemble_page(rows, options) if rows is not None else [], cursor)
+
+
+def ids_plan(
+    filters: SessionFilters,
+    gate: ReviewGate | None,
+    options: LoadOptions,
+    *,
+    size: int,
+    after: Cursor | None = None,
+    offset: int = 0,
+) -> Plan:
+    """One page of matching session ids only (keyset); returns ``(ids, next cursor)``."""
+    where, params = where_clause(filters, gate)
+    if after is not None:
+        keyset = sql.SQL("(s.created_at, s.id) < (%s, %s)")
+        where = sql.SQL(" AND ").join([where, keyset]) if params else sql.SQL("WHERE ") + keyset
+        params = [*params, after[0], after[1]]
+    (rows,) = yield [
+        Query(
+            sql.SQL(
+                "SELECT s.id, s.created_at FROM sessions s {where} "
+                "ORDER BY s.created_at DESC, s.id DESC LIMIT %s OFFSET %s"
+            ).format(where=where),
+            [*params, size, offset],
+        )
+    ]
+    if not rows:
+        return [], None
+    last = rows[-1]
+    cursor = (last["created_at"], last["id"]) if len(rows) == size else None
+    return [row["id"] for row in rows], cursor
 
 
 def count_plan(filters: SessionFilters, gates: Sequence[ReviewGate | None]) -> Plan:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
-from typing import Any
 
 import psycopg
 import pytest
@@ -17,7 +16,7 @@ from psycopg import sql
 
 from atlas.training_data.assembly import LoadOptions
 from atlas.training_data.filters import SessionFilters
-from atlas.training_data.plan import Query, _child_queries, _page_query, count_plan
+from atlas.training_data.plan import Query, _page_query, count_plan, ids_plan
 from atlas.training_data.review_gate import ReviewGate
 
 pytestmark = pytest.mark.slow
@@ -138,19 +137,32 @@ _PAGE_IDS = list(range(5000, 5100))
 
 
 @pytest.mark.parametrize(
-    ("options", "position", "index"),
+    "options",
     [
-        pytest.param({}, 0, "step_results_pkey", id="step_results"),
-        pytest.param({}, 1, "step_attempts_pkey", id="step_attempts"),
-        pytest.param({}, 2, "guidance_notes_pkey", id="guidance_notes"),
-        pytest.param({}, 3, "trajectory_events_session_idx", id="events"),
-        pytest.param(
-            {"trajectory_event_limit": 1}, 3, "trajectory_events_session_idx", id="events-limited"
-        ),
+        pytest.param({}, id="all-events"),
+        pytest.param({"trajectory_event_limit": 1}, id="events-limited"),
     ],
 )
-def test_child_queries_use_the_session_key(explain, options: dict[str, Any], position, index):
-    query = _child_queries(_PAGE_IDS, LoadOptions(**options))[position]
-    plan = explain(query)
+@pytest.mark.parametrize(
+    "index",
+    [
+        "step_results_pkey",
+        "step_attempts_pkey",
+        "guidance_notes_pkey",
+        "plans_pkey",
+        "trajectory_events_session_idx",
+    ],
+)
+def test_children_are_read_through_the_session_key(explain, options, index):
+    filters = SessionFilters.build(session_ids=_PAGE_IDS)
+    plan = explain(_page_query(filters, None, LoadOptions(**options), 100, None, 0))
     assert _uses(plan, index), plan
     assert "Seq Scan" not in plan, plan
+
+
+@pytest.mark.parametrize(("filters", "statuses", "index"), FILTER_CASES)
+def test_the_exporters_id_lister_uses_the_filter_index(explain, filters, statuses, index):
+    (query,) = next(
+        ids_plan(SessionFilters.build(**filters), _gate(statuses), LoadOptions(), size=100)
+    )
+    _assert_uses(explain(query), index)

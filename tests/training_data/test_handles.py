@@ -177,13 +177,13 @@ def test_an_async_handle_given_to_a_sync_function_is_refused_clearly(seeded_url)
         async with _async_connection(seeded_url) as conn:
             get_training_sessions(conn)
 
-    with pytest.raises(TypeError, match=r"a AsyncConnection: .*\(use the \*_async functions"):
+    with pytest.raises(TypeError, match=r"AsyncConnection: .*\(use the \*_async functions"):
         asyncio.run(misuse())
 
 
 def test_a_sync_handle_given_to_an_async_function_is_refused_clearly(seeded_url):
     with (
         psycopg.connect(seeded_url) as conn,
-        pytest.raises(TypeError, match=r"a Connection: .*\(use the synchronous functions"),
+        pytest.raises(TypeError, match=r"from Connection: .*\(use the synchronous functions"),
     ):
         asyncio.run(get_training_sessions_async(conn))

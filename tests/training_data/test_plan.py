@@ -1,4 +1,4 @@
-"""The page plan, driven by hand: a constant number of query batches per page, keyset cursors."""
+"""The page plan, driven by hand: one query per page whatever its size, keyset cursors."""
 
 from __future__ import annotations
 
@@ -16,57 +16,61 @@ T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 GATE = ReviewGate(("approved",), "default")
 
 
-def _sessions(n: int) -> list[dict[str, Any]]:
-    """Fake page rows, newest first."""
+def _sessions(n: int, **extra: Any) -> list[dict[str, Any]]:
+    """Fake page rows, newest first: each with one step and one event aggregated beside it."""
     return [
-        {"id": 1000 - i, "task": f"t{i}", "created_at": T0 - timedelta(minutes=i), "plan": None}
+        {
+            "id": 1000 - i,
+            "task": f"t{i}",
+            "created_at": T0 - timedelta(minutes=i),
+            "plan": None,
+            "steps": [{"step_id": 1, "metadata": None, "evaluation": None}],
+            "attempts": None,
+            "guidance": None,
+            "kept": 1,
+            "all_flat": False,
+            "raw": '[{"event_type": "x"}]',
+            "event_total": 1,
+            **extra,
+        }
         for i in range(n)
     ]
-
-
-def _children(batch: list[Query], ids: list[int]) -> list[list[dict[str, Any]]]:
-    """One step and one event per session (events come as one JSON array per session)."""
-    steps = [{"session_id": i, "step_id": 1, "metadata": None, "evaluation": None} for i in ids]
-    events = [
-        {"session_id": i, "kept": 1, "all_flat": False, "raw": '[{"event_type": "x"}]', "total": 1}
-        for i in ids
-    ]
-    return [steps, [], [], events][: len(batch)]
 
 
 def _run(size: int, rows: int, **options: Any) -> tuple[list[list[Query]], Page]:
     """Drive a page plan to the end, recording every batch it yields."""
     plan = page_plan(SessionFilters.build(), GATE, LoadOptions(**options), size=size)
     batches = [next(plan)]
-    replies = [[_sessions(rows)]]
     try:
         while True:
-            batches.append(plan.send(replies[-1]))
-            ids = [row["id"] for row in _sessions(rows)]
-            replies.append(_children(batches[-1], ids))
+            batches.append(plan.send([_sessions(rows)]))
     except StopIteration as done:
         return batches, done.value
 
 
 @pytest.mark.parametrize("size", [pytest.param(n, id=f"page-{n}") for n in (1, 37, 1000)])
-def test_a_page_costs_two_batches_whatever_its_size(size):
+def test_a_page_is_one_query_whatever_its_size(size):
     batches, page = _run(size, size)
-    assert [len(batch) for batch in batches] == [1, 4]
+    assert [len(batch) for batch in batches] == [1]
     assert len(page.traces) == size
 
 
-def test_without_events_the_second_batch_has_three_queries():
-    batches, _ = _run(50, 50, include_trajectory_events=False)
-    assert [len(batch) for batch in batches] == [1, 3]
+@pytest.mark.parametrize(
+    ("options", "present", "absent"),
+    [
+        pytest.param({}, "trajectory_events", "NULL::text AS student_learning", id="everything"),
+        pytest.param({"include_trajectory_events": False}, "step_results", "trajectory_events",
+                     id="no-events"),
+    ],
+)  # fmt: skip
+def test_the_page_query_reads_only_what_is_asked_for(options, present, absent):
+    (query,) = next(page_plan(SessionFilters.build(), None, LoadOptions(**options), size=5))
+    text = query.sql.as_string(None)
+    assert present in text
+    assert absent not in text
 
 
-def test_children_are_fetched_for_the_whole_page_with_one_array_parameter():
-    batches, _ = _run(5, 5)
-    ids = [row["id"] for row in _sessions(5)]
-    assert all(query.params[0] == ids for query in batches[1])
-
-
-def test_an_empty_page_stops_after_the_page_query():
+def test_an_empty_page_ends_the_paging():
     batches, page = _run(10, 0)
     assert len(batches) == 1
     assert page == Page([], None)
@@ -96,7 +100,7 @@ def test_the_page_query_orders_newest_first_and_binds_window_values():
     (query,) = next(plan)
     text = query.sql.as_string(None)
     assert "ORDER BY s.created_at DESC, s.id DESC LIMIT %s OFFSET %s" in text
-    assert list(query.params) == [25, 5]
+    assert list(query.params) == [25, 5, None]  # page size, offset, event limit
 
 
 @pytest.mark.parametrize(
@@ -110,7 +114,7 @@ def test_the_keyset_cursor_is_bound_after_the_filters(filters, params):
     after = (T0, 42)
     (query,) = next(page_plan(filters, None, LoadOptions(), size=10, after=after))
     assert "(s.created_at, s.id) < (%s, %s)" in query.sql.as_string(None)
-    assert list(query.params) == [*params, T0, 42, 10, 0]
+    assert list(query.params) == [*params, T0, 42, 10, 0, None]
 
 
 def test_without_learning_data_the_learning_columns_are_not_read():
@@ -128,29 +132,26 @@ def test_count_plan_sends_one_query_per_gate_in_one_batch():
     assert done.value.value == [3, 8]
 
 
-def _events_page(event_rows: list[dict[str, Any]], limit: int | None) -> Page:
+def _events_page(events: dict[str, Any], limit: int | None) -> Page:
     plan = page_plan(
         SessionFilters.build(), None, LoadOptions(trajectory_event_limit=limit), size=5
     )
     next(plan)
-    plan.send([_sessions(1)])
     with pytest.raises(StopIteration) as done:
-        plan.send([[], [], [], event_rows])
+        plan.send([_sessions(1, **events)])
     page: Page = done.value.value
     return page
 
 
 def test_a_session_without_events_in_the_limit_still_has_its_count():
-    row = {"session_id": 1000, "kept": 0, "all_flat": True, "raw": None, "total": 7}
-    page = _events_page([row], 0)
+    page = _events_page({"kept": 0, "all_flat": True, "raw": None, "event_total": 7}, 0)
     (trace,) = page.traces
     assert (trace.trajectory_events, trace.trajectory_event_count) == ([], 7)
     assert trace.trajectory_events_truncated
 
 
 def test_an_event_holding_json_null_is_kept_and_noted():
-    row = {"session_id": 1000, "kept": 1, "all_flat": False, "raw": "[null]", "total": 1}
-    page = _events_page([row], None)
+    page = _events_page({"kept": 1, "all_flat": False, "raw": "[null]", "event_total": 1}, None)
     (trace,) = page.traces
     assert [e["event_type"] for e in trace.trajectory_events] == ["unknown"]
     assert trace.load_warnings
