@@ -130,6 +130,18 @@ def _paginate_all(dataset: Dataset) -> Measurement:
     return asyncio.run(run())
 
 
+def _export(dataset: Dataset) -> Measurement:
+    import os
+    import tempfile
+
+    from atlas.training_data.export import export_jsonl
+
+    with tempfile.TemporaryDirectory() as folder:
+        target = os.path.join(folder, "export.jsonl")
+        summary = export_jsonl(target, dataset.url, include_all_review_statuses=True)
+        return Measurement(summary.seconds, summary.sessions, summary.bytes_written)
+
+
 REFERENCE = "reference: COPY all session tables"
 CASES: dict[str, Case] = {
     REFERENCE: Case(copy_reference, REFERENCE),
@@ -144,4 +156,5 @@ CASES: dict[str, Case] = {
         lambda d: _get_filtered(d, False), "reference: same, without events"
     ),
     "paginate_sessions(batch_size=100), whole table": Case(_paginate_all, REFERENCE),
+    "export: arc-atlas JSONL, whole table, all statuses": Case(_export, REFERENCE),
 }

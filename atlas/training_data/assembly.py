@@ -96,6 +96,12 @@ def _plan_steps(plan: dict[str, Any] | None) -> dict[Any, Mapping[str, Any]]:
 
 def _merge_history(rows: Sequence[Mapping[str, Any]], runtime_history: Any) -> list[dict[str, Any]]:
     """Attempts from the step_attempts table, enriched with what the runtime kept per attempt."""
+    if not runtime_history:
+        # The common case: table rows only, already in attempt order.
+        return [
+            {"attempt": row["attempt"], "evaluation": loads_lenient(row["evaluation"])}
+            for row in rows
+        ]
     extra: dict[Any, Mapping[str, Any]] = {}
     leftovers: list[dict[str, Any]] = []
     for entry in runtime_history if isinstance(runtime_history, list) else ():

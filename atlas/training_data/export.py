@@ -69,6 +69,45 @@ class ExportSummary:
     damaged_sessions: int
 
 
+class _Writer:
+    """Write chunks on a thread of its own: file writes (and compression) release the GIL,
+    so they overlap with assembling the next page. An error there (disk full) is
+    raised in the caller's thread at its next call."""
+
+    def __init__(self, sink: SafeOutput):
+        self._sink = sink
+        self._queue: queue.Queue[list[bytes] | None] = queue.Queue(maxsize=4)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="arc-atlas-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (parts := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self._sink.write_all(parts)
+                except BaseException as exc:
+                    self._error = exc
+
+    def write(self, parts: list[bytes]) -> None:
+        """Queue ``parts`` for writing; raises an earlier write's error."""
+        if self._error is not None:
+            raise self._error
+        self._queue.put(parts)
+
+    def finish(self) -> None:
+        """Wait for every queued write; raises the first write error, if any."""
+        self.close()
+        if self._error is not None:
+            raise self._error
+
+    def close(self) -> None:
+        """Stop the thread once queued writes are done (errors are left for finish)."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+
 def _kept_events(record: dict[str, Any], options: LoadOptions) -> int:
     """How many events a record carries (its event list may be a pass-through fragment)."""
     if record["trajectory_events_truncated"]:
@@ -254,10 +293,11 @@ def export_jsonl(
         with _connections(db_url, cfg) as (conn, spawn), conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             pages = _PageFetcher(conn, spawn, query, options, batch_size, workers)
+            writer = _Writer(sink)
             try:
                 for rows in pages:
                     records = assemble_records(rows, options)
-                    sink.write(b"".join([dumps(record, option=newline) for record in records]))
+                    writer.write([dumps(record, option=newline) for record in records])
                     for record in records:
                         steps += len(record["steps"])
                         events += (
@@ -272,8 +312,10 @@ def export_jsonl(
                         on_progress(
                             ExportProgress(sessions, steps, events, sink.bytes_written, elapsed)
                         )
+                writer.finish()
             finally:
                 pages.close()
+                writer.close()
             if sessions == 0 and query.limit != 0 and not query.gate.is_open:
                 hidden = _gate_hid(drive(conn, count_plan(query.filters, [query.gate, None])))
         if sessions == 0:

@@ -104,6 +104,11 @@ class SafeOutput:
         self.stream.write(data)
         self.bytes_written += len(data)
 
+    def write_all(self, parts: list[bytes]) -> None:
+        """Write several chunks without joining them first."""
+        self.stream.writelines(parts)
+        self.bytes_written += sum(map(len, parts))
+
     def commit(self) -> None:
         """Finish compression, flush to disk, and move the file into place."""
         if self.stream is not self._raw:
