@@ -100,25 +100,37 @@ class SafeOutput:
         return os.fdopen(fd, "wb", buffering=1 << 20)
 
     def write(self, data: bytes) -> None:
-        """Write uncompressed bytes."""
-        self.stream.write(data)
-        self.bytes_written += len(data)
+        """Write uncompressed bytes; raises :class:`OutputError` when the disk refuses."""
+        self.write_all([data])
 
     def write_all(self, parts: list[bytes]) -> None:
         """Write several chunks without joining them first."""
-        self.stream.writelines(parts)
+        try:
+            for part in parts:
+                self.stream.write(part)
+        except OSError as exc:
+            raise self._failed(exc) from exc
         self.bytes_written += sum(map(len, parts))
+
+    def _failed(self, exc: OSError) -> OutputError:
+        where = "stdout" if self.to_stdout else self.path
+        return OutputError(
+            f"Could not write {where} ({exc.strerror or exc}): free some space or choose "
+            "another --output; nothing was left under that name."
+        )
 
     def commit(self) -> None:
         """Finish compression, flush to disk, and move the file into place."""
-        if self.stream is not self._raw:
-            self.stream.close()
-        if self.to_stdout:
+        try:
+            if self.stream is not self._raw:
+                self.stream.close()
             self._raw.flush()
-            return
-        self._raw.flush()
-        os.fsync(self._raw.fileno())
-        self._raw.close()
+            if self.to_stdout:
+                return
+            os.fsync(self._raw.fileno())
+            self._raw.close()
+        except OSError as exc:
+            raise self._failed(exc) from exc
         assert self._temp is not None
         # Match the permissions a plainly created file would get (mkstemp uses 0600).
         umask = os.umask(0)

@@ -327,3 +327,25 @@ def test_legacy_rows_export_with_warning_count(cli, db_url, tmp_path):
     assert len(_records(out)) == 12
     assert "Warning: 1 session(s) held stored values that could not be decoded" in result.stderr
     assert all("event_type" in e for r in _records(out) for e in r["trajectory_events"])
+
+
+def _limit_file_size() -> None:
+    import resource
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # get EFBIG instead of being killed
+    resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+
+
+@pytest.mark.parametrize("name", [pytest.param("full.jsonl", id="plain"),
+                                  pytest.param("full.jsonl.zst", id="zstd")])  # fmt: skip
+def test_a_full_disk_is_one_line_and_leaves_nothing(seeded, tmp_path, name):
+    env = {k: v for k, v in os.environ.items() if k != "ATLAS_DATABASE_URL"}
+    result = subprocess.run(
+        [sys.executable, "-m", "atlas.cli", "--database-url", seeded, "-o", str(tmp_path / name),
+         "--include-all-statuses", "--compression-level", "1"],
+        capture_output=True, text=True, env=env, preexec_fn=_limit_file_size, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"Error: Could not write {tmp_path / name} (File too large)")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
