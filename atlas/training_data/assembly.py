@@ -201,7 +201,11 @@ class EventBlock:
 
     def decoded(self, warnings: list[str]) -> list[Any]:
         """The events as flat envelopes (dicts)."""
-        return _events(orjson.loads(self.raw), warnings) if self.raw else []
+        if not self.raw:
+            return []
+        events = orjson.loads(self.raw)
+        # Complete flat envelopes (checked by the server) need no normalising.
+        return events if self.all_flat else _events(events, warnings)
 
 
 def _iso(value: Any) -> Any:
