@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -84,9 +86,21 @@ def build_dataset(
     return Dataset(url, sessions, int(size))
 
 
+def with_export(dataset: Dataset, console: Console) -> Dataset:
+    """Export the whole data set once, for the cases that read a JSONL file."""
+    import tempfile
+
+    from atlas.training_data.export import export_jsonl
+
+    path = os.path.join(tempfile.gettempdir(), f"atlas-bench-{dataset.sessions}.jsonl")
+    summary = export_jsonl(path, dataset.url, include_all_review_statuses=True)
+    console.print(f"exported {summary.sessions:,} sessions to {path} for the file cases")
+    return replace(dataset, jsonl=path)
+
+
 def _run_case_in_subprocess(case: str, dataset: Dataset) -> dict[str, float]:
     payload = json.dumps({"case": case, "url": dataset.url, "sessions": dataset.sessions,
-                          "bytes": dataset.bytes_on_disk})  # fmt: skip
+                          "bytes": dataset.bytes_on_disk, "jsonl": dataset.jsonl})  # fmt: skip
     out = subprocess.run(
         [sys.executable, "-m", "bench", "--one", payload], capture_output=True, text=True
     )
@@ -95,11 +109,28 @@ def _run_case_in_subprocess(case: str, dataset: Dataset) -> dict[str, float]:
     return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory.
+
+    ru_maxrss is not used: Linux carries it across exec, so a child started
+    by a large parent would report the parent's size. VmHWM belongs to the
+    current process image only.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _run_one(payload: str) -> None:
     spec = json.loads(payload)
-    dataset = Dataset(spec["url"], spec["sessions"], spec["bytes"])
+    dataset = Dataset(spec["url"], spec["sessions"], spec["bytes"], spec["jsonl"])
     m: Measurement = CASES[spec["case"]].run(dataset)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = _peak_rss_mb()
     print(json.dumps({"seconds": m.seconds, "sessions": m.sessions, "bytes": m.bytes_out,
                       "peak_mb": peak_mb}))  # fmt: skip
 
@@ -127,6 +158,8 @@ def main() -> None:
     )
     wanted = [c for c in CASES if not args.case or any(w in c for w in args.case)]
     names = list(dict.fromkeys(n for c in wanted for n in (CASES[c].reference, c)))
+    if any(name.startswith("trainers:") for name in names):
+        dataset = with_export(dataset, console)
     results = {}
     for name in names:
         runs = [_run_case_in_subprocess(name, dataset) for _ in range(args.repeat)]

@@ -36,6 +36,7 @@ class Dataset:
     url: str
     sessions: int
     bytes_on_disk: int
+    jsonl: str = ""  # an export of the whole data set, made once by the harness
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,25 @@ def _export(dataset: Dataset) -> Measurement:
         return Measurement(summary.seconds, summary.sessions, summary.bytes_written)
 
 
+def _stream_rl_records(dataset: Dataset) -> Measurement:
+    import os
+
+    from trainers.runtime_dataset import iter_rl_records, iter_runtime_traces
+
+    started = time.perf_counter()
+    sessions = 0
+
+    def counted() -> Any:
+        nonlocal sessions
+        for trace in iter_runtime_traces(dataset.jsonl):
+            sessions += 1
+            yield trace
+
+    for _ in iter_rl_records(counted()):
+        pass
+    return Measurement(time.perf_counter() - started, sessions, os.path.getsize(dataset.jsonl))
+
+
 REFERENCE = "reference: COPY all session tables"
 CASES: dict[str, Case] = {
     REFERENCE: Case(copy_reference, REFERENCE),
@@ -157,4 +177,5 @@ CASES: dict[str, Case] = {
     ),
     "paginate_sessions(batch_size=100), whole table": Case(_paginate_all, REFERENCE),
     "export: arc-atlas JSONL, whole table, all statuses": Case(_export, REFERENCE),
+    "trainers: stream the export into RL records": Case(_stream_rl_records, REFERENCE),
 }

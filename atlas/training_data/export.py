@@ -141,7 +141,10 @@ class _PageFetcher:
     ):
         self._query, self._options, self._size = query, options, size
         self._stop = threading.Event()
-        self._tasks: queue.Queue[Any] = queue.Queue(maxsize=workers * 2)
+        # Pages listed but not yet written: this bounds memory, whatever the
+        # speed of the disk or the number of sessions.
+        self._in_flight = threading.Semaphore(workers + 1)
+        self._tasks: queue.Queue[Any] = queue.Queue()
         self._results: queue.Queue[Any] = queue.Queue()
         self._conns: list[psycopg.Connection[Any]] = [conn]
         self._threads: list[threading.Thread] = []
@@ -195,15 +198,20 @@ class _PageFetcher:
     def _list(self, conn: psycopg.Connection[Any]) -> None:
         index = 0
         for ids in self._pages(conn, ids_plan):
-            self._put(self._tasks, (index, ids))
+            if not self._acquire():
+                return
+            self._tasks.put((index, ids))
             index += 1
         self._results.put((-2, index))  # how many pages there are
         for _ in range(self._workers):
-            self._put(self._tasks, _STOP)
+            self._tasks.put(_STOP)
 
     def _fetch(self, conn: psycopg.Connection[Any]) -> None:
         while not self._stop.is_set():
-            task = self._tasks.get()
+            try:
+                task = self._tasks.get(timeout=0.1)
+            except queue.Empty:
+                continue
             if task is _STOP:
                 return
             index, ids = task
@@ -218,17 +226,18 @@ class _PageFetcher:
     def _fetch_serially(self, conn: psycopg.Connection[Any]) -> None:
         index = 0
         for rows in self._pages(conn, rows_plan):
-            self._put(self._results, (index, rows))
+            if not self._acquire():
+                return
+            self._results.put((index, rows))
             index += 1
         self._results.put((-2, index))
 
-    def _put(self, target: queue.Queue[Any], item: Any) -> None:
+    def _acquire(self) -> bool:
+        """Wait for room for one more page; False once the fetcher is closing."""
         while not self._stop.is_set():
-            try:
-                target.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
+            if self._in_flight.acquire(timeout=0.1):
+                return True
+        return False
 
     def __iter__(self) -> Iterator[PageRows]:
         waiting: dict[int, PageRows] = {}
@@ -244,6 +253,7 @@ class _PageFetcher:
             while following in waiting:
                 yield waiting.pop(following)
                 following += 1
+                self._in_flight.release()
 
     def close(self) -> None:
         """Stop every thread (cancelling queries in flight), then release the connections."""
