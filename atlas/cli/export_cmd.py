@@ -76,21 +76,49 @@ def _nothing_message(summary: ExportSummary) -> str:
     )
 
 
+def _exporter(args: argparse.Namespace) -> tuple[Callable[..., ExportSummary], dict[str, Any]]:
+    """The library function for ``--format`` and its format-specific arguments."""
+    if args.format == "jsonl":
+        return export_jsonl, {"compression_level": args.compression_level}
+    try:
+        from trainers import exports
+    except ImportError as exc:  # pyarrow/datasets are the `train` extra
+        from atlas.cli.main import UsageError
+
+        raise UsageError(
+            f"--format {args.format} needs {exc.name}: pip install 'arc-atlas[train]'."
+        ) from None
+    if args.format == "parquet":
+        return exports.export_parquet, {"kind": args.records}
+    if args.format == "grpo":
+        return exports.export_grpo, {
+            "by": args.group_by,
+            "min_group_size": args.min_group_size,
+            "compression_level": args.compression_level,
+        }
+    return exports.export_dpo, {
+        "by": args.group_by,
+        "min_margin": args.min_margin,
+        "compression_level": args.compression_level,
+    }
+
+
 def run_export(args: argparse.Namespace) -> int:
     """Handler of the export command."""
     if args.include_status and args.include_all_statuses:
         from atlas.cli.main import UsageError
 
         raise UsageError("--include-status and --include-all-statuses cannot be combined.")
+    export, extra = _exporter(args)
     on_progress, bar = _progress_printer(args.quiet)
     try:
-        summary = export_jsonl(
+        summary = export(
             args.output,
             args.database_url,
             config=args.config,
             batch_size=args.batch_size,
-            compression_level=args.compression_level,
             on_progress=on_progress,
+            **extra,
             session_ids=args.session_id,
             limit=args.limit,
             offset=args.offset,
@@ -113,14 +141,24 @@ def run_export(args: argparse.Namespace) -> int:
             "not be decoded; they were exported as found (see load_warnings in those records).",
             file=sys.stderr,
         )
+    records = getattr(summary, "records", summary.sessions)
     if summary.sessions == 0:
         print(_nothing_message(summary), file=sys.stderr)
+        return EXIT_NOTHING
+    if records == 0:
+        print(
+            f"Read {summary.sessions:,} sessions but they formed no {args.format} "
+            f"{'group' if args.format == 'grpo' else 'pair'}; nothing was written. "
+            "Lower --min-group-size / --min-margin, or group by --group-by learning_key.",
+            file=sys.stderr,
+        )
         return EXIT_NOTHING
     if not args.quiet:
         rate = summary.sessions / summary.seconds if summary.seconds else 0.0
         where = "stdout" if summary.output == "-" else summary.output
+        written = f" as {records:,} {args.format} records" if args.format != "jsonl" else ""
         print(
-            f"Exported {summary.sessions:,} sessions ({summary.steps:,} steps, "
+            f"Exported {summary.sessions:,} sessions{written} ({summary.steps:,} steps, "
             f"{summary.events:,} events; review statuses: {summary.gate.describe()}) to {where}: "
             f"{summary.bytes_written / 1e6:,.1f} MB in {summary.seconds:.1f} s "
             f"({rate:,.0f} sessions/s).",
@@ -197,6 +235,26 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--quiet", "-q", action="store_true", help="print nothing but warnings and errors"
     )
+    parser.add_argument(
+        "--format", choices=("jsonl", "parquet", "grpo", "dpo"), default="jsonl",
+        help="jsonl: one session per line (default); parquet: columnar records; grpo: "
+        "groups with group-relative advantages; dpo: preference pairs",
+    )  # fmt: skip
+    parser.add_argument(
+        "--records", choices=("rl", "flat", "sessions"), default="rl",
+        help="parquet: which records, one per step (rl, flat) or per session (default rl)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--group-by", choices=("task", "learning_key"), default="task",
+        help="grpo/dpo: sessions that compete (default task)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--min-group-size", type=_positive, default=2, metavar="N", help="grpo (default 2)"
+    )
+    parser.add_argument(
+        "--min-margin", type=float, default=0.1, metavar="X",
+        help="dpo: minimum reward difference between chosen and rejected (default 0.1)",
+    )  # fmt: skip
 
 
 def register(

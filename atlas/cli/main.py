@@ -32,6 +32,7 @@ _VALUED = {
     "--status", "--include-status", "--trajectory-event-limit", "--trajectory-limit",
     "--batch-size", "--min-reward", "--max-reward", "--learning-key", "--created-after",
     "--created-before", "--compression-level", "--note", "--reviewer", "--from-status",
+    "--format", "--records", "--group-by", "--min-group-size", "--min-margin",
 }  # fmt: skip
 
 
