@@ -1,0 +1,126 @@
+"""Persisting a run as it happens: the session row, its events in batches, reads of history.
+
+The recorder owns one session id and an :class:`~atlas.storage.AsyncSessionWriter`.
+Events are flat envelopes buffered in memory and written in one statement per
+batch (when the buffer fills, and at every phase boundary), never one round
+trip each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from psycopg.rows import dict_row
+
+from atlas.storage.writer import AsyncSessionWriter
+
+__all__ = ["SessionRecorder", "load_history", "load_playbook", "reward_baseline"]
+
+
+class SessionRecorder:
+    """Buffer a session's trajectory events and write them in batches."""
+
+    def __init__(self, writer: AsyncSessionWriter, session_id: int, *, batch_size: int = 64):
+        self.writer = writer
+        self.session_id = session_id
+        self._batch_size = batch_size
+        self._buffer: list[dict[str, Any]] = []
+        self.events_written = 0
+        self.batches_written = 0
+
+    async def emit(
+        self,
+        event_type: str,
+        actor: str,
+        name: str,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        step_id: int | None = None,
+    ) -> None:
+        """Record one event (written with the next batch)."""
+        self._buffer.append(
+            {
+                "event_type": event_type,
+                "actor": actor,
+                "name": name,
+                "timestamp": datetime.now(timezone.utc).isoformat(),
+                "step_id": step_id,
+                "payload": dict(payload or {}),
+            }
+        )
+        if len(self._buffer) >= self._batch_size:
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Write every buffered event in one statement."""
+        if not self._buffer:
+            return
+        batch, self._buffer = self._buffer, []
+        await self.writer.append_events(self.session_id, batch)
+        self.events_written += len(batch)
+        self.batches_written += 1
+
+    def pending(self) -> list[dict[str, Any]]:
+        """Events not yet written (kept for the failure path)."""
+        return list(self._buffer)
+
+
+async def _rows(
+    writer: AsyncSessionWriter, query: str, params: tuple[Any, ...]
+) -> list[dict[str, Any]]:
+    async with writer.database.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(query, params)
+        return await cur.fetchall()
+
+
+async def reward_baseline(
+    writer: AsyncSessionWriter, learning_key: str, *, exclude: int, window: int
+) -> list[float]:
+    """Recent session scores for ``learning_key``, newest first, without session ``exclude``."""
+    rows = await _rows(
+        writer,
+        "SELECT (reward_stats ->> 'score')::float AS score FROM sessions "
+        "WHERE (metadata ->> 'learning_key') = %s AND id <> %s "
+        "AND (reward_stats ->> 'score')::float IS NOT NULL "
+        "ORDER BY created_at DESC, id DESC LIMIT %s",
+        (learning_key, exclude, window),
+    )
+    return [row["score"] for row in rows]
+
+
+async def load_history(
+    writer: AsyncSessionWriter, learning_key: str, *, exclude: int, limit: int
+) -> list[dict[str, Any]]:
+    """Earlier sessions of ``learning_key``: reward and learning notes, oldest first."""
+    rows = await _rows(
+        writer,
+        "SELECT id AS session_id, (reward_stats ->> 'score')::float AS reward, "
+        "student_learning, teacher_learning, created_at FROM sessions "
+        "WHERE (metadata ->> 'learning_key') = %s AND id <> %s AND status <> 'running' "
+        "ORDER BY created_at DESC, id DESC LIMIT %s",
+        (learning_key, exclude, limit),
+    )
+    for row in rows:
+        row["created_at"] = row["created_at"].isoformat()
+    return list(reversed(rows))
+
+
+async def load_playbook(writer: AsyncSessionWriter, learning_key: str) -> dict[str, Any]:
+    """The learning registry's playbooks for ``learning_key`` (empty when there are none)."""
+    rows = await _rows(
+        writer,
+        "SELECT student_learning, teacher_learning, metadata, updated_at "
+        "FROM learning_registry WHERE learning_key = %s",
+        (learning_key,),
+    )
+    if not rows:
+        return {"student": None, "teacher": None, "metadata": {}}
+    row = rows[0]
+    return {
+        "student": row["student_learning"],
+        "teacher": row["teacher_learning"],
+        "metadata": row["metadata"] or {},
+        "updated_at": row["updated_at"].isoformat(),
+    }
