@@ -6,6 +6,7 @@
     ├── ConfigError                 a config file, key, value or environment variable is wrong
     ├── InvalidFilter               a query filter has a bad value (e.g. min_reward="high")
     ├── SessionNotFound             a session id that is not in the database
+    ├── AdapterError                an agent, teacher or judge call failed (atlas.runtime.adapters)
     └── DatabaseError               something about the database itself
         ├── DatabaseUnavailable     cannot connect: refused, wrong password, no such database
         ├── EmbeddedServerError     the embedded PostgreSQL (pgserver) could not start or stop

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -112,3 +114,33 @@ def _no_ambient_database(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in _URL_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.delenv("ATLAS_REVIEW_REQUIRE_APPROVAL", raising=False)
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Call ``arc-atlas ARGS...``; returns the completed process (text mode).
+
+    ``ATLAS_HOME`` points at an empty folder so no test can touch the
+    developer's own embedded database by accident.
+    """
+
+    def run(
+        *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        environ = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("ATLAS_DATABASE_URL", "STORAGE__DATABASE_URL", "DATABASE_URL")
+        }
+        environ["ATLAS_HOME"] = str(tmp_path / "atlas-home")
+        environ.update(env or {})
+        return subprocess.run(
+            [sys.executable, "-m", "atlas.cli", *args],
+            capture_output=True,
+            text=True,
+            env=environ,
+            cwd=cwd,
+            timeout=120,
+        )
+
+    return run

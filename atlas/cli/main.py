@@ -15,7 +15,7 @@ from types import FrameType
 from typing import NoReturn
 
 from atlas import __version__
-from atlas.cli import db, export_cmd, review
+from atlas.cli import db, export_cmd, review, run_cmd
 from atlas.errors import AtlasError
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "UsageError", "build_parser", "main"]
@@ -25,7 +25,7 @@ EXIT_NOTHING = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
-COMMANDS = ("export", "db", "review")
+COMMANDS = ("export", "db", "review", "run", "quickstart", "env")
 # Options (of any command) that take a value, to find the first positional word.
 _VALUED = {
     "--database-url", "--config", "--output", "-o", "--session-id", "--limit", "--offset",
@@ -33,6 +33,7 @@ _VALUED = {
     "--batch-size", "--min-reward", "--max-reward", "--learning-key", "--created-after",
     "--created-before", "--compression-level", "--note", "--reviewer", "--from-status",
     "--format", "--records", "--group-by", "--min-group-size", "--min-margin",
+    "--task", "--tasks", "--path",
 }  # fmt: skip
 
 
@@ -85,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_options = lambda p: _connection_options(p, top_level=False)  # noqa: E731
     export_cmd.register(commands, add_options)
     review.register(commands, add_options)
+    run_cmd.register(commands, add_options)
     db.register(commands, add_options)
     return parser
 

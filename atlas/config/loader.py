@@ -10,11 +10,12 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from atlas.config.adapters import AdapterConfig
 from atlas.config.models import AtlasConfig
 from atlas.errors import ConfigError
 
@@ -88,11 +89,19 @@ def _lookup(match: re.Match[str], source: str, path: tuple[str, ...]) -> str:
 def _describe(exc: ValidationError, source: str) -> str:
     messages = []
     for error in exc.errors():
-        loc = [str(part) for part in error["loc"]]
+        raw = [str(part) for part in error["loc"]]
+        loc, _ = _walk(raw)
         key = ".".join(loc) or "(top level)"
         if error["type"] == "extra_forbidden":
-            allowed = ", ".join(_allowed_keys(loc[:-1]))
+            _, model = _walk(raw[:-1])
+            allowed = ", ".join(model.model_fields) if model is not None else "none"
             messages.append(f"{key}: unknown key; allowed here: {allowed}")
+        elif error["type"] in ("union_tag_not_found", "union_tag_invalid"):
+            tags = ", ".join(_TAGS)
+            got = error.get("input")
+            found = got.get("type") if isinstance(got, dict) else None
+            what = f"type {found!r} is not one" if found else "a 'type' is needed"
+            messages.append(f"{key}: {what} of {tags}")
         else:
             got = error.get("input")
             shown = "" if isinstance(got, (dict, list)) else f" (got {got!r})"
@@ -102,14 +111,43 @@ def _describe(exc: ValidationError, source: str) -> str:
     return f"{source}: " + "; ".join(messages) + "."
 
 
-def _allowed_keys(loc: list[str]) -> list[str]:
-    model: type[BaseModel] = AtlasConfig
+def _members(annotation: Any) -> list[type[BaseModel]]:
+    """The models a field can hold, through Optional, unions, tuples and Annotated."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [model for arg in get_args(annotation) for model in _members(arg)]
+
+
+def _tag(model: type[BaseModel]) -> str | None:
+    field = model.model_fields.get("type")
+    values = get_args(field.annotation) if field is not None else ()
+    return str(values[0]) if values else None
+
+
+_TAGS = tuple(t for m in _members(AdapterConfig) if (t := _tag(m)))
+
+
+def _walk(loc: list[str]) -> tuple[list[str], type[BaseModel] | None]:
+    """The location as the user wrote it, and the model it ends in (None: not a model).
+
+    pydantic puts the chosen member of a tagged union into the location
+    (``agent.python.import_path``); the file has no such level, so it is dropped.
+    """
+    model: type[BaseModel] | None = AtlasConfig
+    union: list[type[BaseModel]] = []
+    shown: list[str] = []
     for part in loc:
+        if union:
+            chosen = next((m for m in union if _tag(m) == part), None)
+            union = []
+            if chosen is not None:
+                model = chosen
+                continue
+        shown.append(part)
+        if part.isdigit() or model is None:
+            continue  # an index into a list keeps the item model
         field = model.model_fields.get(part)
-        annotation = getattr(field, "annotation", None)
-        candidates = [a for a in getattr(annotation, "__args__", (annotation,)) if a]
-        nested = [a for a in candidates if isinstance(a, type) and issubclass(a, BaseModel)]
-        if not nested:
-            return []
-        model = nested[0]
-    return list(model.model_fields)
+        members = _members(field.annotation) if field is not None else []
+        model = members[0] if len(members) == 1 else None
+        union = members if len(members) > 1 else []
+    return shown, model

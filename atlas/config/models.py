@@ -6,9 +6,17 @@ error that names the key instead of a setting that silently does nothing.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from atlas.config.adapters import AdapterConfig
+from atlas.config.runtime import (
+    LearningConfig,
+    MetadataConfig,
+    OrchestrationConfig,
+    RimConfig,
+)
 
 __all__ = [
     "REVIEW_STATUSES",
@@ -83,17 +91,16 @@ class AtlasConfig(_Section):
     """A whole arc-atlas configuration file.
 
     ``storage`` is ``None`` when the file has no storage block: arc-atlas then
-    uses the database named by the environment, or the embedded one.
-    The runtime sections (``agent``, ``teacher``, ``rim``, ``orchestration``,
-    ``learning``, ``metadata``) are accepted as mappings here and validated by
-    the runtime that reads them.
+    uses the database named by the environment, or the embedded one. The
+    runtime sections are described in :mod:`atlas.config.runtime` and
+    :mod:`atlas.config.adapters`; ``agent`` is required to run tasks.
     """
 
     storage: StorageConfig | None = None
     runtime_safety: RuntimeSafetyConfig = RuntimeSafetyConfig()
-    agent: dict[str, Any] | None = None
-    teacher: dict[str, Any] | None = None
-    rim: dict[str, Any] | None = None
-    orchestration: dict[str, Any] | None = None
-    learning: dict[str, Any] | None = None
-    metadata: dict[str, Any] | None = None
+    agent: AdapterConfig | None = None
+    teacher: AdapterConfig | None = None
+    rim: RimConfig = RimConfig()
+    orchestration: OrchestrationConfig = OrchestrationConfig()
+    learning: LearningConfig = LearningConfig()
+    metadata: MetadataConfig = MetadataConfig()

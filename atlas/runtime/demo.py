@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["DEMO_TASKS", "DemoCompletion", "DemoJudge", "DemoStudent", "DemoTeacher"]
+__all__ = ["DEMO_CONFIG", "DEMO_TASKS", "DemoCompletion", "DemoJudge", "DemoStudent", "DemoTeacher"]
 
 DEMO_TASKS = (
     "Summarize the latest Atlas SDK updates for stakeholders.",
@@ -75,7 +75,27 @@ def _usage(messages: Sequence[Mapping[str, str]], reply: str) -> dict[str, int]:
             "total_tokens": prompt + completion}  # fmt: skip
 
 
-class DemoStudent:
+class _ThroughPythonAdapter:
+    """Lets the ``python`` adapter call a demo agent: ``agent(prompt, metadata, messages=...)``."""
+
+    async def complete(
+        self, messages: Sequence[Mapping[str, str]], *, metadata: Mapping[str, Any] | None = None
+    ) -> DemoCompletion:
+        raise NotImplementedError
+
+    async def __call__(
+        self,
+        prompt: str,
+        metadata: Mapping[str, Any] | None = None,
+        messages: Sequence[Mapping[str, str]] | None = None,
+    ) -> dict[str, Any]:
+        """Answer as the python adapter expects: a mapping with text and usage."""
+        reply = await self.complete(messages or [{"role": "user", "content": prompt}],
+                                    metadata=metadata)  # fmt: skip
+        return {"text": reply.text, "usage": reply.usage}
+
+
+class DemoStudent(_ThroughPythonAdapter):
     """A deterministic demo Student: plans two or three steps and writes plain results."""
 
     name = "demo:student"
@@ -115,7 +135,7 @@ class DemoStudent:
         return DemoCompletion(reply, _usage(messages, reply))
 
 
-class DemoTeacher:
+class DemoTeacher(_ThroughPythonAdapter):
     """A deterministic demo Teacher: approves plans, asks for one retry on step 2."""
 
     name = "demo:teacher"
@@ -146,7 +166,7 @@ class DemoTeacher:
         return DemoCompletion(text, _usage(messages, text))
 
 
-class DemoJudge:
+class DemoJudge(_ThroughPythonAdapter):
     """A deterministic demo judge: scores coverage of the task, length and citations.
 
     ``strictness`` shifts its scores so that several demo judges can disagree.
@@ -176,3 +196,28 @@ class DemoJudge:
             f"words, length factor {length:.2f}" + (", cites evidence" if cites else ""),
         })  # fmt: skip
         return DemoCompletion(reply, _usage(messages, reply))
+
+
+def _python(target: str, **kwargs: Any) -> dict[str, Any]:
+    return {"type": "python", "import_path": f"atlas.runtime.demo:{target}", "kwargs": kwargs}
+
+
+DEMO_CONFIG: dict[str, Any] = {
+    "agent": _python("DemoStudent"),
+    "teacher": _python("DemoTeacher"),
+    "rim": {
+        "judges": [
+            {"identifier": "process", "adapter": _python("DemoJudge", identifier="process")},
+            {"identifier": "helpfulness",
+             "adapter": _python("DemoJudge", identifier="helpfulness", strictness=0.08)},
+        ],
+        "large_judges": [
+            {"identifier": "arbiter", "adapter": _python("DemoJudge", identifier="arbiter")},
+        ],
+        "variance_threshold": 0.001,
+    },
+    "metadata": {"tags": ["demo"], "source": "arc-atlas quickstart"},
+    # Demo sessions need no human review to be exported.
+    "runtime_safety": {"review": {"require_approval": False}},
+}  # fmt: skip
+"""A complete configuration that runs the demo agents (no model, no API key)."""

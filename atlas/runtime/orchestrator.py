@@ -381,7 +381,8 @@ async def _record_step(
                 "depends_on": list(step.depends_on),
                 "context": {"prior_results": dict(prior)},
                 "runtime": runtime_ms,
-                "attempt_history": history[:-1],
+                # Earlier attempts; a failed step has no accepted one, so all of them.
+                "attempt_history": history if status == "failed" else history[:-1],
                 "artifacts": {"tool": step.tool, "attempts": len(history)} if step.tool else {},
                 "deliverable": {"output": output} if output is not None else None,
                 "status": status,

@@ -47,9 +47,48 @@ def test_file_without_storage_uses_defaults(tmp_path: Path, text: str) -> None:
     assert config.runtime_safety.review.default_export_statuses == ("approved",)
 
 
-def test_runtime_sections_are_kept_as_mappings(tmp_path: Path) -> None:
-    path = write(tmp_path, "agent:\n  type: litellm\n  params: {model: x}\n")
-    assert load_config(path).agent == {"type": "litellm", "params": {"model": "x"}}
+def test_runtime_sections_are_validated(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "agent:\n  type: litellm\n  model: m\n  base_url: http://127.0.0.1:4000\n"
+        "orchestration:\n  max_retries: 1\n",
+    )
+    config = load_config(path)
+    assert (config.agent.type, config.agent.model) == ("litellm", "m")  # type: ignore[union-attr]
+    assert config.orchestration.max_retries == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param(
+            "agent:\n  type: python\n  import_paht: m:f\n",
+            "agent.import_path: Field required; agent.import_paht: unknown key; allowed here: "
+            "type, import_path, kwargs.",
+            id="adapter-typo",
+        ),
+        pytest.param(
+            "agent:\n  import_path: m:f\n",
+            "agent: a 'type' is needed of python, http_api, openai, litellm.",
+            id="adapter-without-type",
+        ),
+        pytest.param(
+            "agent:\n  type: claude\n",
+            "agent: type 'claude' is not one of python, http_api, openai, litellm.",
+            id="adapter-unknown-type",
+        ),
+        pytest.param(
+            "rim:\n  judges:\n    - identifier: j\n      adapter: {type: python}\n",
+            "rim.judges.0.adapter.import_path: Field required.",
+            id="judge-adapter",
+        ),
+    ],
+)
+def test_runtime_section_errors_name_the_key(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value) == f"{path}: {message}"
 
 
 @pytest.mark.parametrize(
@@ -169,8 +208,8 @@ def test_environment_references_expand(
 
 def test_expansion_reaches_nested_lists(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ATLAS_TEST_MODEL", "gpt-x")
-    config = config_from_mapping({"agent": {"models": ["${ATLAS_TEST_MODEL}", 3]}})
-    assert config.agent == {"models": ["gpt-x", 3]}
+    config = config_from_mapping({"metadata": {"tags": ["${ATLAS_TEST_MODEL}", "b"]}})
+    assert config.metadata.tags == ("gpt-x", "b")
 
 
 def test_unset_variable_names_file_key_and_fix(
