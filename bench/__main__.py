@@ -106,6 +106,8 @@ def _run_case_in_subprocess(case: str, dataset: Dataset) -> dict[str, float]:
     )
     if out.returncode != 0:
         raise SystemExit(f"case {case!r} failed:\n{out.stderr}")
+    if out.stderr.strip():
+        print(out.stderr.strip(), file=sys.stderr)
     return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
@@ -171,7 +173,10 @@ def main() -> None:
         # Throughput ratio: 1.0 = as fast as PostgreSQL's own COPY; 0.5 = half as fast.
         ref = results[CASES[name].reference]
         r["reference"] = CASES[name].reference
-        r["ratio"] = (ref["seconds"] / r["seconds"]) if r["seconds"] else float("inf")
+        # Sessions per second against the reference's, so cases of different
+        # sizes compare fairly (equal to the time ratio when sizes match).
+        mine = r["sessions"] / r["seconds"] if r["seconds"] else float("inf")
+        r["ratio"] = mine / (ref["sessions"] / ref["seconds"])
     if args.json:
         print(json.dumps({"sessions": args.sessions, "database_bytes": dataset.bytes_on_disk,
                           "results": results}, indent=2))  # fmt: skip

@@ -162,6 +162,65 @@ def _stream_rl_records(dataset: Dataset) -> Measurement:
     return Measurement(time.perf_counter() - started, sessions, os.path.getsize(dataset.jsonl))
 
 
+def _runtime_persistence(dataset: Dataset) -> Measurement:
+    """Demo sessions through the real loop; time and round trips spent writing and reading.
+
+    Prints its own detail line (round trips per session, microseconds per
+    event) on stderr; the table reports persistence throughput against COPY.
+    """
+    import sys
+
+    from atlas import core
+    from atlas.config import config_from_mapping
+    from atlas.runtime import recorder
+    from atlas.runtime.demo import DEMO_CONFIG, DEMO_TASKS
+    from atlas.storage import writer
+
+    spent = {"seconds": 0.0, "round_trips": 0}
+    original_run, original_rows = writer.AsyncSessionWriter.run, recorder._rows
+
+    async def timed_run(self: Any, op: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return await original_run(self, op)
+        finally:
+            spent["seconds"] += time.perf_counter() - started
+            spent["round_trips"] += 1
+
+    async def timed_rows(*args: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return await original_rows(*args)
+        finally:
+            spent["seconds"] += time.perf_counter() - started
+            spent["round_trips"] += 1
+
+    writer.AsyncSessionWriter.run = timed_run  # type: ignore[method-assign]
+    recorder._rows = timed_rows
+    config = config_from_mapping({**DEMO_CONFIG, "metadata": {"source": "bench-runtime"}})
+    runs = 40
+    try:
+        for i in range(runs):
+            core.run(DEMO_TASKS[i % len(DEMO_TASKS)], config=config, database_url=dataset.url)
+    finally:
+        writer.AsyncSessionWriter.run = original_run  # type: ignore[method-assign]
+        recorder._rows = original_rows
+    with psycopg.connect(dataset.url, autocommit=True) as conn:
+        events = conn.execute(
+            "SELECT count(*) FROM trajectory_events e JOIN sessions s ON s.id = e.session_id "
+            "WHERE s.metadata ->> 'source' = 'bench-runtime'"
+        ).fetchone()
+        conn.execute("DELETE FROM sessions WHERE metadata ->> 'source' = 'bench-runtime'")
+    n_events = int(events[0]) if events else 0
+    print(
+        f"runtime persistence: {spent['round_trips'] / runs:.1f} round trips and "
+        f"{spent['seconds'] / runs * 1000:.1f} ms per session; {n_events / runs:.0f} events per "
+        f"session, {spent['seconds'] / max(1, n_events) * 1e6:.0f} us of database time per event",
+        file=sys.stderr,
+    )
+    return Measurement(spent["seconds"], runs, 0)
+
+
 REFERENCE = "reference: COPY all session tables"
 CASES: dict[str, Case] = {
     REFERENCE: Case(copy_reference, REFERENCE),
@@ -178,4 +237,5 @@ CASES: dict[str, Case] = {
     "paginate_sessions(batch_size=100), whole table": Case(_paginate_all, REFERENCE),
     "export: arc-atlas JSONL, whole table, all statuses": Case(_export, REFERENCE),
     "trainers: stream the export into RL records": Case(_stream_rl_records, REFERENCE),
+    "runtime: persistence of demo sessions (database time)": Case(_runtime_persistence, REFERENCE),
 }

@@ -30,6 +30,7 @@ from atlas.runtime.signals import (
     needs_escalation,
     triage,
 )
+from atlas.storage import writes
 from atlas.storage.writer import AsyncSessionWriter
 from atlas.storage.writes import AttemptRecord, StepRecord
 
@@ -366,8 +367,7 @@ async def _record_step(
     evaluation: dict[str, Any] = {"validation": validation.to_dict()}
     if reward is not None:
         evaluation["reward"] = reward
-    await ctx.recorder.flush()
-    await ctx.recorder.writer.record_step(
+    await ctx.recorder.write([writes.record_step(
         ctx.recorder.session_id,
         StepRecord(
             step_id=step.id,
@@ -390,7 +390,7 @@ async def _record_step(
             attempts=[AttemptRecord(h["attempt"], h["evaluation"]) for h in history],
             guidance=guidance,
         ),
-    )
+    )])  # fmt: skip
     ctx.step_summaries.append({"step_id": step.id, "status": status, "attempts": len(history),
                                "reward": reward["score"] if reward else None})  # fmt: skip
 
@@ -513,9 +513,8 @@ async def run_session(
         phase = "plan"
         plan = await _plan(ctx)
         plan_record = {"steps": [s.to_dict() for s in plan], "execution_mode": ctx.mode}
-        await writer.record_plan(session_id, plan_record)
+        await recorder.write([writes.record_plan(session_id, plan_record)])
         result.plan = plan_record
-        await recorder.flush()
         phase = "execute"
         await _run_steps(ctx, plan)
         phase = "synthesize"
@@ -548,15 +547,14 @@ async def run_session(
                                   ("teacher", playbook.get("teacher")))
             if text
         ]  # fmt: skip
-        await writer.record_reward(
+        completion = [writes.record_reward(
             session_id,
             reward=session_reward,
             reward_stats=reward_stats,
             reward_audit=ctx.audit,
             student_learning=student_learning,
             teacher_learning=teacher_learning,
-        )
-        await writer.update_metadata(
+        ), writes.update_metadata(
             session_id,
             {
                 "triage_dossier": dossier,
@@ -582,17 +580,23 @@ async def run_session(
                 "token_usage": ctx.usage,
                 "steps_summary": ctx.step_summaries,
             },
-        )
+        )]  # fmt: skip
         if drift_alert:
             review, notes = "pending", f"drift alert: {drift.reason}; review before training"
         elif not settings.require_approval:
             review, notes = "approved", "approved automatically (approval not required)"
         else:
             review, notes = "pending", None
-        await writer.set_review_status([session_id], review, notes=notes, reviewer="atlas-runtime")
         await recorder.emit("session_completed", "runtime", "session", {"review_status": review})
-        await recorder.flush()
-        await writer.finalize_session(session_id, status="succeeded", final_answer=answer)
+        # Rewards, metadata, review status, the last events and the final
+        # status: one transaction, one round trip.
+        completion.append(
+            writes.set_review_status([session_id], review, notes=notes, reviewer="atlas-runtime")
+        )
+        completion.append(
+            writes.finalize_session(session_id, status="succeeded", final_answer=answer)
+        )
+        await recorder.write(completion)
         reporter.phase("done", f"session {session_id}, reward {score}, review {review}")
         result.status, result.final_answer = "succeeded", answer
         result.session_reward, result.review_status = session_reward, review
@@ -603,11 +607,9 @@ async def run_session(
         error = f"{type(exc).__name__}: {exc}"
         reporter.phase("failed", error)
         await recorder.emit("session_failed", "runtime", phase, {"error": error})
-        await recorder.flush()
-        await writer.finalize_session(
-            session_id,
-            status="failed",
-            metadata={"error": error, "error_type": type(exc).__name__, "failed_phase": phase},
+        failure = {"error": error, "error_type": type(exc).__name__, "failed_phase": phase}
+        await recorder.write(
+            [writes.finalize_session(session_id, status="failed", metadata=failure)]
         )
         result.status, result.error = "failed", error
         return result

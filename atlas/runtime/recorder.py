@@ -8,13 +8,15 @@ trip each.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
 from psycopg.rows import dict_row
 
+from atlas.storage import writes
 from atlas.storage.writer import AsyncSessionWriter
+from atlas.storage.writes import WriteOp
 
 __all__ = ["SessionRecorder", "load_history", "load_playbook", "reward_baseline"]
 
@@ -55,12 +57,24 @@ class SessionRecorder:
 
     async def flush(self) -> None:
         """Write every buffered event in one statement."""
-        if not self._buffer:
-            return
+        await self.write(())
+
+    async def write(self, ops: Sequence[WriteOp]) -> None:
+        """Run ``ops`` and the buffered events as one transaction, in one round trip.
+
+        Events ride along with the write they accompany (a step, the plan, the
+        end of the session) instead of costing a round trip of their own.
+        """
+        statements = [st for op in ops for st in op.statements]
         batch, self._buffer = self._buffer, []
-        await self.writer.append_events(self.session_id, batch)
-        self.events_written += len(batch)
-        self.batches_written += 1
+        if batch:
+            statements.extend(writes.append_events(self.session_id, batch).statements)
+        if not statements:
+            return
+        await self.writer.run(WriteOp(tuple(statements)))
+        if batch:
+            self.events_written += len(batch)
+            self.batches_written += 1
 
     def pending(self) -> list[dict[str, Any]]:
         """Events not yet written (kept for the failure path)."""
