@@ -93,6 +93,18 @@ _EVENTS = (
 _EVENT_TOTAL = "(SELECT count(*) FROM trajectory_events c WHERE c.session_id = s.id)"
 
 
+def _keyset_where(
+    filters: SessionFilters, gate: ReviewGate | None, after: Cursor | None
+) -> tuple[sql.Composable, list[Any]]:
+    """The filters' WHERE clause, continued strictly after ``after`` in newest-first order."""
+    where, params = where_clause(filters, gate)
+    if after is None:
+        return where, params
+    keyset = sql.SQL("(s.created_at, s.id) < (%s, %s)")
+    where = sql.SQL(" AND ").join([where, keyset]) if params else sql.SQL("WHERE ") + keyset
+    return where, [*params, after[0], after[1]]
+
+
 def _page_query(
     filters: SessionFilters,
     gate: ReviewGate | None,
@@ -102,11 +114,7 @@ def _page_query(
     offset: int,
 ) -> Query:
     """The one query of a page: session rows with plan, steps, attempts, guidance, events."""
-    where, params = where_clause(filters, gate)
-    if after is not None:
-        keyset = sql.SQL("(s.created_at, s.id) < (%s, %s)")
-        where = sql.SQL(" AND ").join([where, keyset]) if params else sql.SQL("WHERE ") + keyset
-        params = [*params, after[0], after[1]]
+    where, params = _keyset_where(filters, gate, after)
     learning = (
         "s.student_learning, s.teacher_learning"
         if options.include_learning_data
@@ -195,11 +203,7 @@ def ids_plan(
     offset: int = 0,
 ) -> Plan:
     """One page of matching session ids only (keyset); returns ``(ids, next cursor)``."""
-    where, params = where_clause(filters, gate)
-    if after is not None:
-        keyset = sql.SQL("(s.created_at, s.id) < (%s, %s)")
-        where = sql.SQL(" AND ").join([where, keyset]) if params else sql.SQL("WHERE ") + keyset
-        params = [*params, after[0], after[1]]
+    where, params = _keyset_where(filters, gate, after)
     (rows,) = yield [
         Query(
             sql.SQL(
