@@ -160,12 +160,19 @@ class _PageFetcher:
             return
         assert spawn is not None
         self._workers = workers
+        try:
+            # Every connection is ready before any thread starts, so a failure
+            # here leaves nothing running.
+            for _ in range(workers):
+                worker = self._exits.enter_context(spawn())
+                worker.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                worker.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
+                self._conns.append(worker)
+        except BaseException:
+            self._exits.close()
+            raise
         self._start(self._list, conn)
-        for _ in range(workers):
-            worker = self._exits.enter_context(spawn())
-            worker.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            worker.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
-            self._conns.append(worker)
+        for worker in self._conns[1:]:
             self._start(self._fetch, worker)
 
     def _start(self, target: Callable[..., None], conn: psycopg.Connection[Any]) -> None:
