@@ -217,8 +217,8 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
         type=_non_negative, metavar="N", help="keep the first N trajectory events per session",
     )  # fmt: skip
     parser.add_argument(
-        "--batch-size", type=_positive, default=100, metavar="N",
-        help="sessions read per page (default 100)",
+        "--batch-size", type=_positive, default=50, metavar="N",
+        help="sessions read per page (default 50: small pages keep the parallel readers busy)",
     )  # fmt: skip
     parser.add_argument("--min-reward", type=float, metavar="X", help="session reward >= X")
     parser.add_argument("--max-reward", type=float, metavar="X", help="session reward <= X")

@@ -282,7 +282,7 @@ def export_jsonl(
     db_url: SyncTarget = None,
     *,
     config: ConfigArg = None,
-    batch_size: int = 100,
+    batch_size: int = 50,
     compression_level: int | None = None,
     on_progress: Callable[[ExportProgress], None] | None = None,
     workers: int = 2,
