@@ -145,27 +145,27 @@ Spawn = Callable[[], contextlib.AbstractContextManager[psycopg.Connection[Any]]]
 @contextlib.contextmanager
 def _connections(
     target: SyncTarget, config: AtlasConfig | None
-) -> Iterator[tuple[psycopg.Connection[Any], Spawn | None]]:
-    """A connection to ``target``, and a way to open more (None when it cannot).
+) -> Iterator[tuple[psycopg.Connection[Any], Spawn | None, int]]:
+    """A connection to ``target``, a way to open more, and how many more it allows.
 
-    The exporter reads pages on several connections at once; a bare psycopg
-    connection, or a pool with room for one, offers no second one.
+    The exporter reads pages on extra connections; a bare psycopg connection
+    offers none, and a pool only what its size leaves beside the first.
     """
     if isinstance(target, Database):
-        spawn = target.connection if target.settings.max_connections > 1 else None
+        room = target.settings.max_connections - 1
         with target.connection() as conn:
-            yield conn, spawn
+            yield conn, (target.connection if room > 0 else None), room
     elif isinstance(target, psycopg.Connection):
-        yield target, None
+        yield target, None, 0
     elif isinstance(target, ConnectionPool):
-        room = target.max_size > 1
+        room = (target.max_size or 1) - 1
         with target.connection() as conn:
-            yield conn, (target.connection if room else None)
+            yield conn, (target.connection if room > 0 else None), room
     elif target is None or isinstance(target, str):
         settings = resolve_settings(target, config=config)
         prepare(settings, migrate=False)
         with connect(settings) as conn, translate_errors(settings.display_url):
-            yield conn, lambda: connect(settings)
+            yield conn, lambda: connect(settings), 1 << 16
     else:
         raise TypeError(
             f"Cannot read from {type(target).__name__}: pass a URL, an atlas.storage.Database, "
@@ -178,7 +178,7 @@ def _connections(
 def _connection(
     target: SyncTarget, config: AtlasConfig | None
 ) -> Iterator[psycopg.Connection[Any]]:
-    with _connections(target, config) as (conn, _):
+    with _connections(target, config) as (conn, _, _):
         yield conn
 
 

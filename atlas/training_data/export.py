@@ -307,9 +307,10 @@ def export_jsonl(
     sessions = steps = events = damaged = hidden = 0
     dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
     try:
-        with _connections(db_url, cfg) as (conn, spawn), conn.transaction():
+        with _connections(db_url, cfg) as (conn, spawn, room), conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            pages = _PageFetcher(conn, spawn, query, options, batch_size, workers)
+            readers = min(workers, room)
+            pages = _PageFetcher(conn, spawn, query, options, batch_size, readers)
             writer = _Writer(sink)
             try:
                 for rows in pages:

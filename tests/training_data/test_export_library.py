@@ -13,6 +13,7 @@ from atlas.training_data.export import export_jsonl
     "handle",
     [
         pytest.param("pool-with-room", id="database-pool"),
+        pytest.param("pool-of-two", id="database-pool-of-two"),
         pytest.param("pool-of-one", id="database-pool-of-one"),
         pytest.param("connection", id="bare-connection"),
     ],
@@ -25,8 +26,12 @@ def test_handles_export_the_same_bytes(seeded_url, tmp_path, handle):
         with psycopg.connect(seeded_url, autocommit=True) as conn:
             export_jsonl(str(out), conn, include_all_review_statuses=True, batch_size=7)
     else:
-        size = 3 if handle == "pool-with-room" else 1
-        with Database.open(seeded_url, max_connections=size, min_connections=1) as db:
+        size = {"pool-with-room": 3, "pool-of-two": 2, "pool-of-one": 1}[handle]
+        # connect_timeout_seconds=3: a reader waiting for a connection the pool
+        # cannot give would fail the test quickly instead of hanging.
+        with Database.open(
+            seeded_url, max_connections=size, min_connections=1, connect_timeout_seconds=3
+        ) as db:
             export_jsonl(str(out), db, include_all_review_statuses=True, batch_size=7)
     assert out.read_bytes() == reference.read_bytes()
     assert len(reference.read_bytes().splitlines()) == 400
