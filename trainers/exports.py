@@ -30,7 +30,8 @@ from atlas.config.models import AtlasConfig
 from atlas.errors import ReviewGateWarning, TraceDecodeWarning
 from atlas.runtime.traces import AtlasSessionTrace
 from atlas.storage import Database
-from atlas.training_data import TrainingQuery, count_training_sessions, paginate_sessions_sync
+from atlas.training_data import TrainingQuery, paginate_sessions_sync
+from atlas.training_data.api import _connection, hidden_by_gate
 from atlas.training_data.export import ExportProgress, ExportSummary
 from atlas.training_data.output import SafeOutput
 from trainers.columns import DEFAULT_ROW_GROUP_SIZE, iter_rows
@@ -131,22 +132,6 @@ def _sessions(
             on_progress(ExportProgress(tally.sessions, tally.steps, tally.events, 0, elapsed))
 
 
-def _hidden_by_gate(
-    target: Any, config: AtlasConfig | None, query: TrainingQuery, filters: dict[str, Any]
-) -> int:
-    """Sessions the review gate hid, when it is why nothing was read (else 0)."""
-    if query.limit == 0 or query.gate.is_open:
-        return 0
-    counted = {k: v for k, v in filters.items() if k not in ("limit", "offset", *_LOAD_OPTIONS)}
-    if count_training_sessions(target, config=config, **counted):
-        return 0  # some passed the gate: the offset, not the gate, left nothing
-    for name in ("review_status_filters", "include_all_review_statuses"):
-        counted.pop(name, None)
-    return count_training_sessions(
-        target, config=config, include_all_review_statuses=True, **counted
-    )
-
-
 def _export(
     output: str,
     db_url: Any,
@@ -171,7 +156,10 @@ def _export(
             warnings.simplefilter("ignore", TraceDecodeWarning)
             sessions = _sessions(target, cfg, batch_size, filters, tally, on_progress, started)
             records = write(sink, sessions)
-            hidden = _hidden_by_gate(target, cfg, query, filters) if not tally.sessions else 0
+            hidden = 0
+            if not tally.sessions:
+                with _connection(target, cfg) as conn:
+                    hidden = hidden_by_gate(conn, query)
         if records:
             sink.commit()
         else:

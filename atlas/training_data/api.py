@@ -243,6 +243,18 @@ def _gate_hid(counts: list[int]) -> int:
     return ungated if gated == 0 else 0
 
 
+def hidden_by_gate(conn: psycopg.Connection[Any], query: TrainingQuery) -> int:
+    """How many matching sessions the review gate hid, when it is why nothing came back.
+
+    Call it only when a read returned nothing. One pipeline of two counts;
+    0 when the gate is open, when ``limit`` was 0, or when some sessions
+    passed the gate (then the offset, not the gate, left nothing).
+    """
+    if query.limit == 0 or query.gate.is_open:
+        return 0
+    return _gate_hid(drive(conn, count_plan(query.filters, [query.gate, None])))
+
+
 def get_training_sessions(
     db_url: SyncTarget = None, *, config: ConfigArg = None, **filters: Any
 ) -> list[AtlasSessionTrace]:
@@ -423,6 +435,5 @@ def paginate_sessions_sync(
             cursor = page.cursor
             if cursor is None:
                 break
-        if not returned and query.limit != 0 and not query.gate.is_open:
-            counts = drive(conn, count_plan(query.filters, [query.gate, None]))
-            _report([], _gate_hid(counts), query)
+        if not returned:
+            _report([], hidden_by_gate(conn, query), query)

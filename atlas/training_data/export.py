@@ -31,13 +31,13 @@ from atlas.training_data.api import (
     TrainingQuery,
     _config,
     _connections,
-    _gate_hid,
+    hidden_by_gate,
 )
 from atlas.training_data.assembly import LoadOptions, PageRows, assemble_records
 from atlas.training_data.drivers import drive
 from atlas.training_data.filters import SessionFilters
 from atlas.training_data.output import SafeOutput
-from atlas.training_data.plan import Cursor, count_plan, ids_plan, rows_plan
+from atlas.training_data.plan import Cursor, ids_plan, rows_plan
 from atlas.training_data.review_gate import ReviewGate
 
 __all__ = ["ExportProgress", "ExportSummary", "export_jsonl"]
@@ -334,8 +334,8 @@ def export_jsonl(
             finally:
                 pages.close()
                 writer.close()
-            if sessions == 0 and query.limit != 0 and not query.gate.is_open:
-                hidden = _gate_hid(drive(conn, count_plan(query.filters, [query.gate, None])))
+            if sessions == 0:
+                hidden = hidden_by_gate(conn, query)
         if sessions == 0:
             sink.abort()
         else:
