@@ -24,7 +24,8 @@ from atlas.storage import (
     stop_embedded,
 )
 from atlas.storage.connection import ConnectionSettings, connect, translate_errors
-from atlas.storage.synthetic import seed_sessions
+from atlas.storage.synthetic import SHAPES, seed_sessions
+from atlas.storage.synthetic_sdk import create_atlas_sdk_schema
 
 __all__ = ["TABLES", "parse_duration", "register"]
 
@@ -191,11 +192,20 @@ def _seed(args: argparse.Namespace) -> int:
     if not 0 <= args.legacy_fraction <= 1:
         raise InvalidFilter("--legacy-fraction must be between 0 and 1.")
     settings = _settings(args)
-    with SessionWriter.open(settings.url, min_connections=1, max_connections=1):
-        pass  # applies pending migrations, as any writer does
+    sdk = args.shape == "atlas-sdk"
+    if not sdk:
+        with SessionWriter.open(settings.url, min_connections=1, max_connections=1):
+            pass  # applies pending migrations, as any writer does
     with connect(settings) as conn, translate_errors(settings.display_url):
+        if sdk:
+            # As atlas-sdk left it: its own tables where there are none, no migrations.
+            create_atlas_sdk_schema(conn)
         report = seed_sessions(
-            conn, args.sessions, seed=args.seed, legacy_fraction=args.legacy_fraction
+            conn,
+            args.sessions,
+            seed=args.seed,
+            legacy_fraction=args.legacy_fraction,
+            shape=args.shape,
         )
     print(
         f"Wrote {report.sessions:,} synthetic sessions ({report.steps:,} steps, "
@@ -203,6 +213,9 @@ def _seed(args: argparse.Namespace) -> int:
         f"to {settings.display_url} in {report.seconds:.1f} s.",
         file=sys.stderr,
     )
+    if sdk:
+        print("The rows are as atlas-sdk writes them: run `arc-atlas db upgrade` next.",
+              file=sys.stderr)  # fmt: skip
     return 0
 
 
@@ -245,4 +258,11 @@ def register(
         default=0.0,
         metavar="F",
         help="share of sessions written in older Atlas shapes (0-1)",
+    )
+    seed.add_argument(
+        "--shape",
+        choices=SHAPES,
+        default=SHAPES[0],
+        help="row shape: arc-atlas's own (default) or atlas-sdk 0.1.16's, nested events "
+        "included, in its own tables (then run `arc-atlas db upgrade`)",
     )

@@ -11,6 +11,9 @@ nested shape, a NULL plan, or no step rows at all. Rows are generated in
 batches (memory stays bounded by the batch) from a seeded random generator,
 so the same arguments always produce the same data.
 
+``shape="atlas-sdk"`` writes every session as atlas-sdk 0.1.16 would instead
+(nested events, its metadata keys; see :mod:`atlas.storage.synthetic_sdk`).
+
 All generated data is labelled: every session's metadata has
 ``"synthetic": true`` and a ``batch`` named after the seed.
 """
@@ -28,7 +31,17 @@ import psycopg
 
 from atlas.storage.jsonenc import dumps
 
-__all__ = ["LEARNING_KEYS", "SeedReport", "SessionRows", "build_batch", "seed_sessions"]
+__all__ = [
+    "LEARNING_KEYS",
+    "SHAPES",
+    "SeedReport",
+    "SessionRows",
+    "build_batch",
+    "seed_sessions",
+]
+
+SHAPES: tuple[str, ...] = ("arc-atlas", "atlas-sdk")
+"""Row shapes :func:`seed_sessions` can write: arc-atlas's own, or atlas-sdk 0.1.16's."""
 
 LEARNING_KEYS: tuple[str, ...] = (
     "security-review",
@@ -397,6 +410,7 @@ def seed_sessions(
     start: datetime | None = None,
     spacing: timedelta = timedelta(seconds=30),
     batch_size: int = 500,
+    shape: str = "arc-atlas",
 ) -> SeedReport:
     """Write ``count`` synthetic sessions with all their child rows through COPY.
 
@@ -404,15 +418,24 @@ def seed_sessions(
     an interrupted run leaves whole sessions only. Session ids come from the
     table's own sequence, so seeding next to real data is safe. ``start`` is
     the first session's ``created_at`` (default: ``count * spacing`` ago, so the
-    newest session is about now).
+    newest session is about now). ``shape`` is one of :data:`SHAPES`;
+    ``"atlas-sdk"`` ignores ``legacy_fraction`` (every row is in that shape).
     """
+    if shape not in SHAPES:
+        raise ValueError(f"shape must be one of {', '.join(SHAPES)}")
     if count < 0:
         raise ValueError("count must be >= 0")
     if not 0.0 <= legacy_fraction <= 1.0:
         raise ValueError("legacy_fraction must be between 0 and 1")
     began = time.perf_counter()
     now = datetime.now(timezone.utc)
-    builder = _Builder(seed, legacy_fraction, start or now - spacing * count, spacing)
+    builder_class = _Builder
+    if shape == "atlas-sdk":
+        # Imported here: synthetic_sdk builds on this module's _Builder.
+        from atlas.storage.synthetic_sdk import SdkBuilder
+
+        builder_class = SdkBuilder
+    builder = builder_class(seed, legacy_fraction, start or now - spacing * count, spacing)
     totals = {"steps": 0, "events": 0, "legacy": 0}
     first_id: int | None = None
     last_id: int | None = None

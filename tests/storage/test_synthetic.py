@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 
 import psycopg
 import pytest
 
+from atlas.storage.migrate import apply_migrations
 from atlas.storage.synthetic import _Builder, build_batch, seed_sessions
+from atlas.storage.synthetic_sdk import SdkBuilder, create_atlas_sdk_schema
 
 START = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
@@ -100,3 +103,85 @@ def test_seeding_beside_existing_sessions_keeps_ids_unique(db_url):
 def test_bad_arguments_rejected(db_url, kwargs, message):
     with psycopg.connect(db_url, autocommit=True) as conn, pytest.raises(ValueError, match=message):
         seed_sessions(conn, **kwargs)
+
+
+# atlas-sdk 0.1.16's shape --------------------------------------------------------------
+
+SDK_SESSION_KEYS = {
+    "triage_dossier", "adaptive_summary", "execution_mode", "token_usage", "learning_history",
+    "learning_key", "review", "drift", "drift_alert", "reward_audit", "session_reward",
+    "reward_stats", "reward_summary", "student_learning", "teacher_learning", "synthetic",
+}  # fmt: skip
+SDK_STEP_KEYS = {
+    "artifacts", "deliverable", "result", "structured_output", "status", "runtime",
+    "attempt_history", "usage",
+}  # fmt: skip
+
+
+def _sdk_rows(seed: int = 4, n: int = 40):
+    builder = SdkBuilder(seed, 0.0, START, timedelta(seconds=30))
+    return build_batch(builder, list(range(1, n + 1)), 0)[0]
+
+
+def test_sdk_events_are_intermediate_step_dumps():
+    events = [json.loads(row[1]) for row in _sdk_rows().trajectory_events]
+    assert events
+    for event in events:
+        assert set(event) == {"parent_id", "function_ancestry", "payload"}
+        assert set(event["payload"]) >= {"event_type", "event_timestamp", "data", "UUID"}
+        assert event["payload"]["event_type"].isupper()
+
+
+def test_sdk_events_keep_the_specified_size():
+    assert all(200 <= len(row[1]) <= 1000 for row in _sdk_rows().trajectory_events)
+
+
+def test_sdk_finished_sessions_carry_its_metadata_keys():
+    rows = _sdk_rows()
+    succeeded = [json.loads(r[3]) for r in rows.sessions if r[2] == "succeeded"]
+    assert succeeded
+    assert all(set(metadata) >= SDK_SESSION_KEYS for metadata in succeeded)
+
+
+def test_sdk_step_runtime_is_a_dict_of_timings():
+    metadata = [json.loads(row[6]) for row in _sdk_rows().step_results]
+    assert all(set(m) >= SDK_STEP_KEYS for m in metadata)
+    assert all(m["runtime"]["reward_skipped"] is False for m in metadata)
+    assert all("total_ms" in m["runtime"]["timings_ms"] for m in metadata)
+
+
+def test_sdk_unfinished_sessions_have_no_steps_or_reward():
+    rows = _sdk_rows(n=120)
+    finished = {r[0] for r in rows.sessions if r[2] == "succeeded"}
+    assert {r[0] for r in rows.step_results} == finished
+    assert {r[0] for r in rows.plans} == finished
+    assert all(r[5] is None for r in rows.sessions if r[0] not in finished)
+
+
+def test_unknown_shape_rejected(db_url):
+    with psycopg.connect(db_url, autocommit=True) as conn, pytest.raises(ValueError, match="shape"):
+        seed_sessions(conn, 1, shape="atlas-0.0")
+
+
+def test_sdk_shape_fills_atlas_sdk_tables_untouched(empty_db_url):
+    with psycopg.connect(empty_db_url, autocommit=True) as conn:
+        create_atlas_sdk_schema(conn)
+        report = seed_sessions(conn, 30, seed=3, shape="atlas-sdk")
+        nested, flat = conn.execute(
+            "SELECT count(*) FILTER (WHERE event -> 'payload' ? 'event_type'), "
+            "count(*) FILTER (WHERE event ? 'event_type') FROM trajectory_events"
+        ).fetchone()
+        migrations = conn.execute("SELECT to_regclass('atlas_schema_migrations')").fetchone()
+    assert (nested, flat) == (report.events, 0)
+    assert migrations == (None,)
+
+
+def test_sdk_shaped_database_upgrades(empty_db_url):
+    with psycopg.connect(empty_db_url, autocommit=True) as conn:
+        create_atlas_sdk_schema(conn)
+        report = seed_sessions(conn, 30, seed=3, shape="atlas-sdk")
+        apply_migrations(conn)
+        counts = conn.execute(
+            "SELECT (SELECT count(*) FROM sessions), (SELECT count(*) FROM trajectory_events)"
+        ).fetchone()
+    assert counts == (30, report.events)
