@@ -5,6 +5,11 @@ compared with. References measure what PostgreSQL itself can hand out for the
 same rows — ``COPY (...) TO STDOUT`` with the bytes thrown away — and every
 other case is reported as the reference's time divided by its own (1.0 = as
 fast as COPY, 0.5 = half as fast), measured in the same run.
+
+Read cases run on two layouts of the same specification: arc-atlas's own
+(``"arc-atlas"``) and a database written in atlas-sdk 0.1.16's exact shape,
+then upgraded with ``arc-atlas db upgrade`` (``"atlas-sdk"``). Each layout's
+cases are compared with that layout's references.
 """
 
 from __future__ import annotations
@@ -17,7 +22,9 @@ from typing import Any
 
 import psycopg
 
-__all__ = ["CASES", "REFERENCE", "Case", "Dataset", "Measurement"]
+__all__ = ["CASES", "LAYOUTS", "REFERENCE", "UPGRADE", "Case", "Dataset", "Measurement", "upgrade"]
+
+LAYOUTS: tuple[str, ...] = ("arc-atlas", "atlas-sdk")
 
 SESSION_TABLES = (
     "sessions",
@@ -54,6 +61,7 @@ class Case:
 
     run: Callable[[Dataset], Measurement]
     reference: str
+    layouts: tuple[str, ...] = LAYOUTS  # the read cases run on both; the rest on our own
 
 
 def _copy_all(conn: psycopg.Connection[Any], queries: list[str]) -> int:
@@ -221,6 +229,26 @@ def _runtime_persistence(dataset: Dataset) -> Measurement:
     return Measurement(spent["seconds"], runs, 0)
 
 
+def upgrade(dataset: Dataset) -> Measurement:
+    """``arc-atlas db upgrade`` on a database atlas-sdk wrote, run once, as a user runs it.
+
+    What the command prints (applied migrations, progress) goes to stderr, so
+    the harness shows it and stdout stays this process's one result line.
+    """
+    import contextlib
+    import sys
+
+    from atlas.cli.main import main
+
+    started = time.perf_counter()
+    with contextlib.redirect_stdout(sys.stderr):
+        code = main(["db", "upgrade", "--database-url", dataset.url])
+    if code != 0:
+        raise SystemExit(f"arc-atlas db upgrade exited {code}")
+    return Measurement(time.perf_counter() - started, dataset.sessions, dataset.bytes_on_disk)
+
+
+UPGRADE = "upgrade: arc-atlas db upgrade of the atlas-sdk database (once)"
 REFERENCE = "reference: COPY all session tables"
 CASES: dict[str, Case] = {
     REFERENCE: Case(copy_reference, REFERENCE),
@@ -236,6 +264,10 @@ CASES: dict[str, Case] = {
     ),
     "paginate_sessions(batch_size=100), whole table": Case(_paginate_all, REFERENCE),
     "export: arc-atlas JSONL, whole table, all statuses": Case(_export, REFERENCE),
-    "trainers: stream the export into RL records": Case(_stream_rl_records, REFERENCE),
-    "runtime: persistence of demo sessions (database time)": Case(_runtime_persistence, REFERENCE),
+    "trainers: stream the export into RL records": Case(
+        _stream_rl_records, REFERENCE, ("arc-atlas",)
+    ),
+    "runtime: persistence of demo sessions (database time)": Case(
+        _runtime_persistence, REFERENCE, ("arc-atlas",)
+    ),
 }
