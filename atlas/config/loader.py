@@ -2,13 +2,21 @@
 
 Errors name the file, the dotted key and what is allowed, in one line, so the
 CLI can print them as they are.
+
+Two readings: :func:`load_config` validates the whole file strictly (``arc-atlas
+run`` needs every section right), :func:`load_config_sections` validates only
+the sections a command uses. The second is what readers (the exporter, the
+query API, ``review``) use, so a complete atlas-sdk config file — with
+sections arc-atlas does not have, such as ``student`` or ``prompt_rewrite`` —
+works there as seed 000 promises ("add a storage block to your SDK config").
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any, get_args
 
@@ -19,7 +27,19 @@ from atlas.config.adapters import AdapterConfig
 from atlas.config.models import AtlasConfig
 from atlas.errors import ConfigError
 
-__all__ = ["config_from_mapping", "load_config"]
+__all__ = [
+    "READER_SECTIONS",
+    "config_from_mapping",
+    "ignored_sections_message",
+    "load_config",
+    "load_config_sections",
+    "load_reader_config",
+]
+
+logger = logging.getLogger("atlas.config")
+
+# The sections the readers (export, query API, review) use.
+READER_SECTIONS: tuple[str, ...] = ("storage", "runtime_safety")
 
 # ${NAME} or ${NAME:-default}; values are expanded before validation so a URL
 # can keep its password in the environment instead of the file.
@@ -34,6 +54,48 @@ def load_config(path: str | os.PathLike[str]) -> AtlasConfig:
     valid YAML, or holds an unknown key or a bad value.
     """
     file = Path(path)
+    return config_from_mapping(_read_mapping(file), source=str(file))
+
+
+def load_config_sections(
+    path: str | os.PathLike[str], sections: Collection[str] = READER_SECTIONS
+) -> tuple[AtlasConfig, tuple[str, ...]]:
+    """Load a configuration file, validating only ``sections``; the rest is left out.
+
+    Returns the config and the top-level sections arc-atlas does not know
+    (atlas-sdk's ``student``, ``prompt_rewrite``, ...), in file order, so the
+    caller can say once that they were ignored. Known sections that the caller
+    does not use (``agent``, ``rim``, ...) are skipped silently: they are not
+    validated, so an agent type only atlas-sdk has does not stop an export.
+    Raises :class:`ConfigError` as :func:`load_config` does, for the chosen
+    sections only.
+    """
+    file = Path(path)
+    data = _read_mapping(file)
+    known = AtlasConfig.model_fields
+    unknown = tuple(str(key) for key in data if key not in known)
+    chosen = {key: value for key, value in data.items() if key in sections}
+    return config_from_mapping(chosen, source=str(file)), unknown
+
+
+def load_reader_config(path: str | os.PathLike[str]) -> AtlasConfig:
+    """:func:`load_config_sections` for the readers, logging one warning for unknown sections."""
+    config, ignored = load_config_sections(path)
+    if ignored:
+        logger.warning(ignored_sections_message(path, ignored))
+    return config
+
+
+def ignored_sections_message(path: str | os.PathLike[str], ignored: Collection[str]) -> str:
+    """One line saying which sections of ``path`` were ignored."""
+    return (
+        f"{path}: ignored section(s) {', '.join(ignored)}: arc-atlas does not know them "
+        f"(only {' and '.join(READER_SECTIONS)} are read here)."
+    )
+
+
+def _read_mapping(file: Path) -> Mapping[str, Any]:
+    """The top-level mapping of a YAML file; raises :class:`ConfigError`."""
     try:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -51,7 +113,7 @@ def load_config(path: str | os.PathLike[str]) -> AtlasConfig:
         data = {}
     if not isinstance(data, Mapping):
         raise ConfigError(f"{file}: the top level must be a mapping of sections (storage:, ...).")
-    return config_from_mapping(data, source=str(file))
+    return data
 
 
 def config_from_mapping(data: Mapping[str, Any], *, source: str = "<config>") -> AtlasConfig:

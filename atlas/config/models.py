@@ -6,9 +6,10 @@ error that names the key instead of a setting that silently does nothing.
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Iterable
+from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from atlas.config.adapters import AdapterConfig
 from atlas.config.runtime import (
@@ -17,8 +18,10 @@ from atlas.config.runtime import (
     OrchestrationConfig,
     RimConfig,
 )
+from atlas.errors import InvalidFilter
 
 __all__ = [
+    "ALL_STATUSES",
     "REVIEW_STATUSES",
     "AtlasConfig",
     "DriftConfig",
@@ -26,10 +29,47 @@ __all__ = [
     "ReviewStatus",
     "RuntimeSafetyConfig",
     "StorageConfig",
+    "parse_review_statuses",
 ]
 
 ReviewStatus = Literal["pending", "approved", "quarantined"]
-REVIEW_STATUSES: tuple[str, ...] = ("pending", "approved", "quarantined")
+# The one list of review statuses; everything else (CLI help, the gate, SQL
+# parameters) is built from it.
+REVIEW_STATUSES: tuple[str, ...] = get_args(ReviewStatus)
+# Words that mean "every review status", as atlas-sdk accepts them.
+ALL_STATUSES: tuple[str, ...] = ("all", "*")
+
+
+def parse_review_statuses(values: str | Iterable[str], where: str) -> tuple[str, ...] | None:
+    """Review statuses as users write them, cleaned: ``None`` means every status.
+
+    A string may hold a comma-separated list. Each item is trimmed and
+    lowercased (``" Approved"`` is ``approved``), empty items and repeats are
+    dropped, and ``all`` or ``*`` anywhere means every status. Raises
+    :class:`~atlas.errors.InvalidFilter` (a ``ValueError``, so pydantic reports
+    it on the config key) for an unknown status or an empty list; the message
+    starts with ``where`` when one is given.
+    """
+    prefix = f"{where}: " if where else ""
+    items = values.split(",") if isinstance(values, str) else list(values)
+    cleaned: list[str] = []
+    for item in items:
+        if not isinstance(item, str):
+            raise InvalidFilter(f"{prefix}review statuses are text, not {item!r}.")
+        word = item.strip().lower()
+        if word and word not in cleaned:
+            cleaned.append(word)
+    unknown = [s for s in cleaned if s not in REVIEW_STATUSES and s not in ALL_STATUSES]
+    if unknown:
+        raise InvalidFilter(
+            f"{prefix}unknown review status {unknown[0]!r}; use "
+            f"{', '.join(REVIEW_STATUSES)} or all."
+        )
+    if not cleaned:
+        raise InvalidFilter(f"{prefix}give at least one review status (or all).")
+    if any(s in ALL_STATUSES for s in cleaned):
+        return None
+    return tuple(cleaned)
 
 
 class _Section(BaseModel):
@@ -68,7 +108,20 @@ class ReviewConfig(_Section):
     """Review gating: which sessions count as training data by default."""
 
     require_approval: bool = True
-    default_export_statuses: tuple[ReviewStatus, ...] = ("approved",)
+    # "all" (or "*") = every status, as atlas-sdk's config allows.
+    default_export_statuses: tuple[ReviewStatus, ...] | Literal["all"] = ("approved",)
+
+    @field_validator("default_export_statuses", mode="before")
+    @classmethod
+    def _statuses(cls, value: Any) -> Any:
+        if isinstance(value, str) or (isinstance(value, Iterable) and not isinstance(value, dict)):
+            try:
+                statuses = parse_review_statuses(value, "")
+            except InvalidFilter as exc:
+                # The config loader adds the key and ends the sentence itself.
+                raise ValueError(str(exc).rstrip(".")) from None
+            return "all" if statuses is None else statuses
+        return value
 
 
 class DriftConfig(_Section):

@@ -15,11 +15,17 @@ from atlas.training_data.api import (
     paginate_sessions,
     paginate_sessions_sync,
 )
+from atlas.training_data.converters import (
+    convert_session_dict_to_trace,
+    convert_step_dict_to_trace,
+)
 from atlas.training_data.review_gate import ReviewGate, resolve_review_gate
 
 __all__ = [
     "ReviewGate",
     "TrainingQuery",
+    "convert_session_dict_to_trace",
+    "convert_step_dict_to_trace",
     "count_training_sessions",
     "count_training_sessions_async",
     "get_session_by_id",

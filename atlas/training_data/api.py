@@ -7,6 +7,14 @@ a URL, or an open handle to reuse connections across calls — a
 configured database is used (``ATLAS_DATABASE_URL``, the ``config=`` file's
 storage block) or else the embedded one.
 
+The signatures are a superset of atlas-sdk 0.1.16's ``atlas.training_data``:
+its positional forms (``get_session_by_id(db_url, session_id)``,
+``paginate_sessions(database, filters, *, batch_size, limit)``) work as well
+as arc-atlas's own keyword forms, and ``config=`` takes a config file (only its
+``storage`` and ``runtime_safety`` sections are read), an
+:class:`~atlas.config.AtlasConfig` or atlas-sdk's
+:class:`~atlas.config.StorageConfig`.
+
 The synchronous functions are plain synchronous code (psycopg's sync
 connection), so they work anywhere, including inside a running event loop
 such as a Jupyter notebook.
@@ -16,17 +24,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import os
 import warnings
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
-from atlas.config.loader import load_config
-from atlas.config.models import AtlasConfig
+from atlas.config.loader import load_reader_config
+from atlas.config.models import REVIEW_STATUSES, AtlasConfig, StorageConfig
 from atlas.errors import InvalidFilter, ReviewGateWarning, SessionNotFound, TraceDecodeWarning
 from atlas.runtime.traces import AtlasSessionTrace
 from atlas.storage.connection import configure_connection, connect, translate_errors
@@ -35,10 +44,11 @@ from atlas.training_data.assembly import LoadOptions
 from atlas.training_data.drivers import drive, drive_async
 from atlas.training_data.filters import SessionFilters
 from atlas.training_data.plan import Cursor, Page, count_plan, page_plan
-from atlas.training_data.review_gate import ReviewGate, resolve_review_gate
+from atlas.training_data.review_gate import ReviewGate, gate_hint, resolve_review_gate
 
 __all__ = [
     "TrainingQuery",
+    "count_hidden_by_review_status",
     "count_training_sessions",
     "count_training_sessions_async",
     "get_session_by_id",
@@ -56,7 +66,8 @@ _COLLECT_PAGE = 500
 
 SyncTarget = str | Database | psycopg.Connection[Any] | ConnectionPool[Any] | None
 AsyncTarget = str | AsyncDatabase | psycopg.AsyncConnection[Any] | AsyncConnectionPool[Any] | None
-ConfigArg = AtlasConfig | str | os.PathLike[str] | None
+# A config file, a whole config, or atlas-sdk's way: a StorageConfig alone.
+ConfigArg = AtlasConfig | StorageConfig | str | os.PathLike[str] | None
 
 
 @dataclass(frozen=True)
@@ -133,10 +144,18 @@ class TrainingQuery:
                 remaining -= size
 
 
+# The filters TrainingQuery.build takes, by name: the keys a filters mapping may hold.
+FILTER_KEYS: tuple[str, ...] = tuple(
+    name for name in inspect.signature(TrainingQuery.build).parameters if name != "config"
+)
+
+
 def _config(config: ConfigArg) -> AtlasConfig | None:
     if config is None or isinstance(config, AtlasConfig):
         return config
-    return load_config(config)
+    if isinstance(config, StorageConfig):
+        return AtlasConfig(storage=config)
+    return load_reader_config(config)
 
 
 Spawn = Callable[[], contextlib.AbstractContextManager[psycopg.Connection[Any]]]
@@ -210,17 +229,17 @@ async def _connection_async(
         )
 
 
-def _hidden_message(hidden: int, gate: ReviewGate) -> str:
+def _hidden_message(hidden: Mapping[str, int], gate: ReviewGate) -> str:
     return (
         f"No sessions returned: the review gate ({gate.describe()} only, from {gate.source}) "
-        f"hid {hidden} matching session(s). Approve them (`arc-atlas review approve ...`), "
-        "pass review_status_filters=['pending', 'approved'] (or --include-status / "
-        "--include-all-statuses), or set ATLAS_REVIEW_REQUIRE_APPROVAL=0 for local experiments."
+        f"hid {sum(hidden.values())} matching session(s): {gate_hint(gate, hidden, cli=False)}"
     )
 
 
-def _report(traces: list[AtlasSessionTrace], hidden: int, query: TrainingQuery) -> None:
-    if hidden > 0:
+def _report(
+    traces: list[AtlasSessionTrace], hidden: Mapping[str, int], query: TrainingQuery
+) -> None:
+    if hidden:
         warnings.warn(_hidden_message(hidden, query.gate), ReviewGateWarning, stacklevel=3)
     damaged = sum(1 for trace in traces if trace.load_warnings)
     if damaged:
@@ -232,27 +251,64 @@ def _report(traces: list[AtlasSessionTrace], hidden: int, query: TrainingQuery) 
         )
 
 
-def _gate_hid(counts: list[int]) -> int:
-    """Sessions the gate hid, when the gate is why nothing came back (else 0).
+def _outside(gate: ReviewGate) -> list[str]:
+    return [s for s in REVIEW_STATUSES if s not in (gate.statuses or ())]
 
-    ``counts`` is [matches under the gate, matches without it]. When some
-    sessions pass the gate but none was returned, the offset skipped them:
-    the gate is not the reason and must not be blamed.
+
+def _hidden_gates(gate: ReviewGate) -> list[ReviewGate | None]:
+    """Gates to count under: the gate itself, none, and each status it keeps out."""
+    return [gate, None, *(ReviewGate((s,), "hint") for s in _outside(gate))]
+
+
+def _gate_hid(counts: list[int], gate: ReviewGate) -> dict[str, int]:
+    """Sessions the gate hid, per review status, when the gate is why nothing came back.
+
+    ``counts`` answers :func:`_hidden_gates`. When some sessions pass the gate
+    but none was returned, the offset skipped them: the gate is not the
+    reason and must not be blamed ({}). Sessions whose review status is none
+    of :data:`REVIEW_STATUSES` (other tools' values) are counted as "other".
     """
-    gated, ungated = counts
-    return ungated if gated == 0 else 0
+    gated, ungated, *per_status = counts
+    if gated:
+        return {}
+    hidden = {s: n for s, n in zip(_outside(gate), per_status, strict=True) if n}
+    other = ungated - sum(per_status)
+    if other > 0:
+        hidden["other"] = other
+    return hidden
+
+
+def hidden_by_status(conn: psycopg.Connection[Any], query: TrainingQuery) -> dict[str, int]:
+    """Matching sessions the review gate hid, per review status, when it is why nothing came back.
+
+    Call it only when a read returned nothing. One pipeline of counts; {}
+    when the gate is open, when ``limit`` was 0, or when some sessions passed
+    the gate (then the offset, not the gate, left nothing).
+    """
+    if query.limit == 0 or query.gate.is_open:
+        return {}
+    counts = drive(conn, count_plan(query.filters, _hidden_gates(query.gate)))
+    return _gate_hid(counts, query.gate)
 
 
 def hidden_by_gate(conn: psycopg.Connection[Any], query: TrainingQuery) -> int:
-    """How many matching sessions the review gate hid, when it is why nothing came back.
+    """How many matching sessions the review gate hid (see :func:`hidden_by_status`)."""
+    return sum(hidden_by_status(conn, query).values())
 
-    Call it only when a read returned nothing. One pipeline of two counts;
-    0 when the gate is open, when ``limit`` was 0, or when some sessions
-    passed the gate (then the offset, not the gate, left nothing).
+
+def count_hidden_by_review_status(
+    db_url: SyncTarget = None, *, config: ConfigArg = None, **filters: Any
+) -> dict[str, int]:
+    """Sessions matching ``filters`` that the review gate keeps out, per review status.
+
+    Takes the filters of :func:`count_training_sessions`; {} when some
+    sessions pass the gate or the gate is open. The exporter's hint uses it
+    to name a way that brings the hidden sessions back.
     """
-    if query.limit == 0 or query.gate.is_open:
-        return 0
-    return _gate_hid(drive(conn, count_plan(query.filters, [query.gate, None])))
+    cfg = _config(config)
+    query = _count_query(filters, cfg)
+    with _connection(db_url, cfg) as conn:
+        return hidden_by_status(conn, query)
 
 
 def get_training_sessions(
@@ -265,7 +321,8 @@ def get_training_sessions(
     ``review_status_filters``, ``created_after`` (inclusive), ``created_before``
     (exclusive), ``session_ids``, ``limit``, ``offset``. Loading:
     ``include_trajectory_events``, ``include_learning_data``,
-    ``trajectory_event_limit`` (first N events per session).
+    ``trajectory_event_limit`` (first N events per session). Statuses are
+    case-insensitive (``SUCCEEDED``, ``Approved``).
 
     Only approved sessions are returned unless the review gate is widened
     (see :func:`~atlas.training_data.resolve_review_gate`); when it hides
@@ -286,44 +343,110 @@ async def get_training_sessions_async(
     return [trace async for batch in batches for trace in batch]
 
 
-def _by_id_query(session_id: int, options: dict[str, Any]) -> TrainingQuery:
-    if isinstance(session_id, bool) or not isinstance(session_id, int):
-        raise InvalidFilter(f"session_id must be an integer, not {session_id!r}.")
+def _is_id(value: object) -> bool:
+    # bool is an int subclass, but True is never meant as session 1.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _looks_like_database(value: object) -> bool:
+    if value is None or (isinstance(value, str) and not value.strip().lstrip("-").isdigit()):
+        return True
+    handles = (Database, AsyncDatabase, psycopg.Connection, psycopg.AsyncConnection)
+    return isinstance(value, (*handles, ConnectionPool, AsyncConnectionPool))
+
+
+def _target_and_id(first: Any, second: Any) -> tuple[Any, int]:
+    """(database, session id) from a call in either order, decided by type.
+
+    atlas-sdk orders them ``(db_url, session_id)``, arc-atlas used
+    ``(session_id, db_url)``: an int (never a bool) is the id, the other the
+    database. Raises :class:`InvalidFilter` when that does not decide it.
+    """
+    if _is_id(second) and not _is_id(first):
+        return first, second
+    if _is_id(first) and not _is_id(second):
+        return second, first
+    if _is_id(first):
+        raise InvalidFilter(
+            f"get_session_by_id got two integers ({first!r} and {second!r}): pass the "
+            "database and the session id, e.g. get_session_by_id(db_url, 42)."
+        )
+    bad = next((v for v in (second, first) if not _looks_like_database(v)), second)
+    raise InvalidFilter(f"session_id must be an integer, not {bad!r}.")
+
+
+def _by_id_query(options: dict[str, Any]) -> TrainingQuery:
+    session_id = options.pop("session_id")
     # An explicit id is a lookup, not a training-data selection: no review gate.
     return TrainingQuery.build(
         session_ids=[session_id], include_all_review_statuses=True, limit=1, **options
     )
 
 
+def _not_found(session_id: int) -> SessionNotFound:
+    return SessionNotFound(f"Session {session_id} is not in the database.")
+
+
 def get_session_by_id(
-    session_id: int, db_url: SyncTarget = None, *, config: ConfigArg = None, **options: Any
+    db_url: SyncTarget | int = None,
+    session_id: int | SyncTarget = None,
+    *,
+    include_trajectory_events: bool = True,
+    include_learning_data: bool = True,
+    trajectory_event_limit: int | None = None,
+    config: ConfigArg = None,
 ) -> AtlasSessionTrace:
     """One session by id, whatever its review status; raises :class:`SessionNotFound`.
 
-    ``options``: ``include_trajectory_events``, ``include_learning_data``,
-    ``trajectory_event_limit``.
+    Called as atlas-sdk does (``get_session_by_id(db_url, 42)``), as arc-atlas
+    always allowed (``get_session_by_id(42, db_url)``, ``get_session_by_id(42)``
+    for the configured database) or by keyword: the int is the id. Raises
+    :class:`~atlas.errors.InvalidFilter` when the arguments do not say which
+    is which (two ints, no int).
     """
-    query = _by_id_query(session_id, options)
-    with _connection(db_url, _config(config)) as conn:
+    target, sid = _target_and_id(db_url, session_id)
+    query = _by_id_query(
+        {
+            "session_id": sid,
+            "include_trajectory_events": include_trajectory_events,
+            "include_learning_data": include_learning_data,
+            "trajectory_event_limit": trajectory_event_limit,
+        }
+    )
+    with _connection(target, _config(config)) as conn:
         page: Page = drive(conn, page_plan(query.filters, query.gate, query.options, size=1))
     if not page.traces:
-        raise SessionNotFound(f"Session {session_id} is not in the database.")
-    _report(page.traces, 0, query)
+        raise _not_found(sid)
+    _report(page.traces, {}, query)
     return page.traces[0]
 
 
 async def get_session_by_id_async(
-    session_id: int, db_url: AsyncTarget = None, *, config: ConfigArg = None, **options: Any
+    db_url: AsyncTarget | int = None,
+    session_id: int | AsyncTarget = None,
+    *,
+    include_trajectory_events: bool = True,
+    include_learning_data: bool = True,
+    trajectory_event_limit: int | None = None,
+    config: ConfigArg = None,
 ) -> AtlasSessionTrace:
-    """The asyncio twin of :func:`get_session_by_id`."""
-    query = _by_id_query(session_id, options)
-    async with _connection_async(db_url, _config(config)) as conn:
+    """The asyncio twin of :func:`get_session_by_id` (the same argument orders)."""
+    target, sid = _target_and_id(db_url, session_id)
+    query = _by_id_query(
+        {
+            "session_id": sid,
+            "include_trajectory_events": include_trajectory_events,
+            "include_learning_data": include_learning_data,
+            "trajectory_event_limit": trajectory_event_limit,
+        }
+    )
+    async with _connection_async(target, _config(config)) as conn:
         page: Page = await drive_async(
             conn, page_plan(query.filters, query.gate, query.options, size=1)
         )
     if not page.traces:
-        raise SessionNotFound(f"Session {session_id} is not in the database.")
-    _report(page.traces, 0, query)
+        raise _not_found(sid)
+    _report(page.traces, {}, query)
     return page.traces[0]
 
 
@@ -362,25 +485,74 @@ def _batch_size(value: Any) -> int:
     return value
 
 
+def _pager_query(
+    database: Any,
+    db_url: Any,
+    filters: Mapping[str, Any] | None,
+    limit: int | None,
+    arguments: dict[str, Any],
+    config: ConfigArg,
+) -> tuple[Any, TrainingQuery, AtlasConfig | None]:
+    """Where to read and what, from either pagination form.
+
+    atlas-sdk's form is ``(database, filters)`` with a mapping of filters;
+    arc-atlas's is ``(db_url=..., min_reward=..., ...)``. Both may be mixed as
+    long as no filter is given twice. Unknown keys raise :class:`InvalidFilter`
+    naming the key; a ``limit`` in both places means the smaller.
+    """
+    if database is not None and db_url is not None:
+        raise TypeError("paginate_sessions got both database and db_url: pass one of them.")
+    if filters is not None and not isinstance(filters, Mapping):
+        raise TypeError(
+            f"filters must be a mapping such as {{'min_reward': 0.8}}, not "
+            f"{type(filters).__name__}."
+        )
+    given = dict(filters or {})
+    for key in (*given, *arguments):
+        if key not in FILTER_KEYS:
+            raise InvalidFilter(f"Unknown filter {key!r}: use {', '.join(FILTER_KEYS)}.")
+    for key in given.keys() & arguments.keys():
+        if given[key] != arguments[key]:
+            raise InvalidFilter(f"Filter {key!r} is given twice, with different values.")
+    merged = {**given, **arguments}
+    caps = [c for c in (merged.get("limit"), limit) if c is not None]
+    if caps:
+        # Validated by TrainingQuery.build; min() only needs them comparable.
+        merged["limit"] = min(caps) if all(_is_id(c) for c in caps) else caps[-1]
+    cfg = _config(config)
+    return (
+        (database if database is not None else db_url),
+        TrainingQuery.build(config=cfg, **merged),
+        cfg,
+    )
+
+
 async def paginate_sessions(
-    db_url: AsyncTarget = None,
+    database: AsyncTarget = None,
+    filters: Mapping[str, Any] | None = None,
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    limit: int | None = None,
     config: ConfigArg = None,
-    **filters: Any,
+    db_url: AsyncTarget = None,
+    **filter_arguments: Any,
 ) -> AsyncIterator[list[AtlasSessionTrace]]:
     """Yield lists of up to ``batch_size`` sessions, newest first, until none are left.
 
-    Takes the filters of :func:`get_training_sessions`. Pages are keyset-paged
-    on ``(created_at, id)``: sessions written while you iterate never cause a
-    duplicate or a skip, and memory is bounded by one batch. ``db_url`` may be
-    an open :class:`~atlas.storage.AsyncDatabase`, async connection or pool.
+    Two forms: atlas-sdk's ``paginate_sessions(database, {"min_reward": 0.8},
+    batch_size=..., limit=...)`` and arc-atlas's ``paginate_sessions(db_url=...,
+    batch_size=..., min_reward=0.8)``. The filters are those of
+    :func:`get_training_sessions` (``FILTER_KEYS``); an unknown key raises
+    :class:`~atlas.errors.InvalidFilter` naming it. ``database`` (or
+    ``db_url``) is a URL or an open :class:`~atlas.storage.AsyncDatabase`,
+    async connection or pool. Pages are keyset-paged on ``(created_at, id)``:
+    sessions written while you iterate never cause a duplicate or a skip, and
+    memory is bounded by one batch.
     """
     size = _batch_size(batch_size)
-    cfg = _config(config)
-    query = TrainingQuery.build(config=cfg, **filters)
+    target, query, cfg = _pager_query(database, db_url, filters, limit, filter_arguments, config)
     returned = 0
-    async with _connection_async(db_url, cfg) as conn:
+    async with _connection_async(target, cfg) as conn:
         cursor: Cursor | None = None
         for page_size, offset in query.pages(size):
             plan = page_plan(
@@ -394,29 +566,31 @@ async def paginate_sessions(
             page: Page = await drive_async(conn, plan)
             if page.traces:
                 returned += len(page.traces)
-                _report(page.traces, 0, query)
+                _report(page.traces, {}, query)
                 yield page.traces
             cursor = page.cursor
             if cursor is None:
                 break
         if not returned and query.limit != 0 and not query.gate.is_open:
-            counts = await drive_async(conn, count_plan(query.filters, [query.gate, None]))
-            _report([], _gate_hid(counts), query)
+            counts = await drive_async(conn, count_plan(query.filters, _hidden_gates(query.gate)))
+            _report([], _gate_hid(counts, query.gate), query)
 
 
 def paginate_sessions_sync(
-    db_url: SyncTarget = None,
+    database: SyncTarget = None,
+    filters: Mapping[str, Any] | None = None,
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    limit: int | None = None,
     config: ConfigArg = None,
-    **filters: Any,
+    db_url: SyncTarget = None,
+    **filter_arguments: Any,
 ) -> Iterator[list[AtlasSessionTrace]]:
-    """The synchronous twin of :func:`paginate_sessions` (a plain generator)."""
+    """The synchronous twin of :func:`paginate_sessions` (a plain generator, both forms)."""
     size = _batch_size(batch_size)
-    cfg = _config(config)
-    query = TrainingQuery.build(config=cfg, **filters)
+    target, query, cfg = _pager_query(database, db_url, filters, limit, filter_arguments, config)
     returned = 0
-    with _connection(db_url, cfg) as conn:
+    with _connection(target, cfg) as conn:
         cursor: Cursor | None = None
         for page_size, offset in query.pages(size):
             plan = page_plan(
@@ -430,10 +604,10 @@ def paginate_sessions_sync(
             page: Page = drive(conn, plan)
             if page.traces:
                 returned += len(page.traces)
-                _report(page.traces, 0, query)
+                _report(page.traces, {}, query)
                 yield page.traces
             cursor = page.cursor
             if cursor is None:
                 break
         if not returned:
-            _report([], hidden_by_gate(conn, query), query)
+            _report([], hidden_by_status(conn, query), query)

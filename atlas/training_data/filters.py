@@ -33,6 +33,22 @@ def _as_list(value: Any, name: str) -> tuple[Any, ...] | None:
     raise InvalidFilter(f"{name} must be a value or a list of values, not {type(value).__name__}.")
 
 
+def _session_statuses(values: tuple[Any, ...] | None) -> tuple[str, ...] | None:
+    """Runtime statuses trimmed and lowercased (``SUCCEEDED`` is ``succeeded``), as atlas-sdk."""
+    if values is None:
+        return None
+    cleaned: list[str] = []
+    for value in values:
+        status = value.strip().lower() if isinstance(value, str) else value
+        if status not in SESSION_STATUSES:
+            raise InvalidFilter(
+                f"Unknown session status {value!r}: use {', '.join(SESSION_STATUSES)}."
+            )
+        if status not in cleaned:
+            cleaned.append(status)
+    return tuple(cleaned)
+
+
 def _reward(value: Any, name: str) -> float | None:
     if value is None:
         return None
@@ -99,12 +115,7 @@ class SessionFilters:
         low, high = _reward(min_reward, "min_reward"), _reward(max_reward, "max_reward")
         if low is not None and high is not None and low > high:
             raise InvalidFilter(f"min_reward ({low}) is greater than max_reward ({high}).")
-        statuses = _as_list(status_filters, "status_filters")
-        for status in statuses or ():
-            if status not in SESSION_STATUSES:
-                raise InvalidFilter(
-                    f"Unknown session status {status!r}: use {', '.join(SESSION_STATUSES)}."
-                )
+        statuses = _session_statuses(_as_list(status_filters, "status_filters"))
         ids = _as_list(session_ids, "session_ids")
         try:
             ids = tuple(int(i) for i in ids) if ids is not None else None
@@ -119,7 +130,7 @@ class SessionFilters:
             min_reward=low,
             max_reward=high,
             learning_keys=tuple(str(k) for k in keys) if keys else None,
-            statuses=tuple(statuses) if statuses else None,
+            statuses=statuses or None,
             created_after=after,
             created_before=before,
             session_ids=ids,

@@ -5,12 +5,22 @@ session is training data in one place exactly when it is in the other.
 First match wins:
 
 1. explicit statuses (``review_status_filters=``, ``--include-status``);
-2. ``include_all=True`` (``--include-all-statuses``): no gate;
-3. ``ATLAS_REVIEW_DEFAULT_EXPORT_STATUSES`` (comma-separated);
-4. ``ATLAS_REVIEW_REQUIRE_APPROVAL=0``: no gate (local experiments only);
+2. ``include_all=True`` (``--include-all-statuses``): every status;
+3. ``ATLAS_REVIEW_DEFAULT_EXPORT_STATUSES`` (comma-separated; ``all`` or ``*``
+   = every status);
+4. ``ATLAS_REVIEW_REQUIRE_APPROVAL=0``: approved + pending;
 5. the config's ``runtime_safety.review.default_export_statuses``;
-6. the config's ``runtime_safety.review.require_approval: false``: no gate;
+6. the config's ``runtime_safety.review.require_approval: false``: approved + pending;
 7. approved sessions only.
+
+Statuses are accepted as atlas-sdk takes them: trimmed and case-insensitive
+(``Approved`` is ``approved``). Quarantine exists to keep a session out of
+training data, so turning approval off never brings quarantined sessions
+back: only naming ``quarantined``, or asking for every status (``all``, ``*``,
+``--include-all-statuses``), does.
+
+When the gate hides every matching session, :func:`gate_hint` says how to
+bring back the ones it hid, naming only ways that work for their statuses.
 """
 
 from __future__ import annotations
@@ -19,12 +29,19 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from atlas.config.models import REVIEW_STATUSES, AtlasConfig
-from atlas.errors import InvalidFilter
+from atlas.config.models import REVIEW_STATUSES, AtlasConfig, parse_review_statuses
 
-__all__ = ["ReviewGate", "resolve_review_gate"]
+__all__ = ["WITHOUT_APPROVAL", "ReviewGate", "gate_hint", "resolve_review_gate"]
 
 _FALSE = {"0", "false", "no", "off"}
+# What "approval not required" lets through, as in atlas-sdk: never quarantined.
+WITHOUT_APPROVAL: tuple[str, ...] = ("approved", "pending")
+# Sources whose gate ATLAS_REVIEW_REQUIRE_APPROVAL=0 would replace (precedence 4).
+_BELOW_REQUIRE_APPROVAL = (
+    "runtime_safety.review.default_export_statuses",
+    "runtime_safety.review.require_approval",
+    "default",
+)
 
 
 @dataclass(frozen=True)
@@ -44,18 +61,6 @@ class ReviewGate:
         return "all" if self.statuses is None else ", ".join(self.statuses)
 
 
-def _validated(statuses: Iterable[str], where: str) -> tuple[str, ...]:
-    cleaned = tuple(dict.fromkeys(s.strip() for s in statuses if s and s.strip()))
-    unknown = [s for s in cleaned if s not in REVIEW_STATUSES]
-    if unknown:
-        raise InvalidFilter(
-            f"{where}: unknown review status {unknown[0]!r}; use {', '.join(REVIEW_STATUSES)}."
-        )
-    if not cleaned:
-        raise InvalidFilter(f"{where}: give at least one review status.")
-    return cleaned
-
-
 def resolve_review_gate(
     review_status_filters: Iterable[str] | str | None = None,
     *,
@@ -65,28 +70,63 @@ def resolve_review_gate(
 ) -> ReviewGate:
     """Resolve the review gate by the precedence in this module's docstring.
 
-    Raises :class:`InvalidFilter` for a status that is not pending, approved
-    or quarantined.
+    Raises :class:`~atlas.errors.InvalidFilter` for a status that is not
+    pending, approved, quarantined, ``all`` or ``*`` (in any case).
     """
     env = os.environ if environ is None else environ
-    if isinstance(review_status_filters, str):
-        review_status_filters = [review_status_filters]
     if review_status_filters is not None:
-        return ReviewGate(_validated(review_status_filters, "review_status_filters"), "explicit")
+        return ReviewGate(
+            parse_review_statuses(review_status_filters, "review_status_filters"), "explicit"
+        )
     if include_all:
         return ReviewGate(None, "--include-all-statuses")
-    listed = env.get("ATLAS_REVIEW_DEFAULT_EXPORT_STATUSES")
-    if listed:
-        statuses = _validated(listed.split(","), "ATLAS_REVIEW_DEFAULT_EXPORT_STATUSES")
-        return ReviewGate(statuses, "ATLAS_REVIEW_DEFAULT_EXPORT_STATUSES")
+    listed = env.get("ATLAS_REVIEW_DEFAULT_EXPORT_STATUSES", "")
+    if listed.strip():
+        name = "ATLAS_REVIEW_DEFAULT_EXPORT_STATUSES"
+        return ReviewGate(parse_review_statuses(listed, name), name)
     if env.get("ATLAS_REVIEW_REQUIRE_APPROVAL", "").strip().lower() in _FALSE:
-        return ReviewGate(None, "ATLAS_REVIEW_REQUIRE_APPROVAL=0")
+        return ReviewGate(WITHOUT_APPROVAL, "ATLAS_REVIEW_REQUIRE_APPROVAL=0")
     review = config.runtime_safety.review if config is not None else None
     if review is not None and "default_export_statuses" in review.model_fields_set:
+        listed_in_config = review.default_export_statuses
         return ReviewGate(
-            tuple(review.default_export_statuses),
+            None if listed_in_config == "all" else tuple(listed_in_config),
             "runtime_safety.review.default_export_statuses",
         )
     if review is not None and not review.require_approval:
-        return ReviewGate(None, "runtime_safety.review.require_approval")
+        return ReviewGate(WITHOUT_APPROVAL, "runtime_safety.review.require_approval")
     return ReviewGate(("approved",), "default")
+
+
+def gate_hint(gate: ReviewGate, hidden: Mapping[str, int], *, cli: bool) -> str:
+    """How many sessions ``gate`` hid, by review status, and how to bring them back.
+
+    ``hidden`` counts the hidden sessions per review status (statuses outside
+    :data:`~atlas.config.models.REVIEW_STATUSES`, written by other tools, may
+    appear too). Phrased for the command line (``--include-status``) or for
+    the Python API (``review_status_filters=``). Only ways that bring those
+    very sessions back are named: pending ones can be approved, listed or let
+    through with ``ATLAS_REVIEW_REQUIRE_APPROVAL=0``; quarantined ones only by
+    naming ``quarantined`` or asking for every status.
+    """
+    allowed = list(gate.statuses or ())
+    known = [s for s in REVIEW_STATUSES if hidden.get(s)]
+    other = [s for s in hidden if s not in REVIEW_STATUSES and hidden[s]]
+    if cli:
+        listing = " ".join(f"--include-status {s}" for s in (*allowed, *known))
+        everything = "--include-all-statuses"
+    else:
+        listing = f"review_status_filters={[*allowed, *known]!r}"
+        everything = "include_all_review_statuses=True"
+    ways: list[str] = []
+    if "pending" in known:
+        ways.append("approve the pending ones with `arc-atlas review approve ID...`")
+    if known:
+        ways.append(f"pass {listing}")
+    ways.append(f"pass {everything}")
+    if known == ["pending"] and not other and gate.source in _BELOW_REQUIRE_APPROVAL:
+        # Precedence 4 beats these sources, and it lets pending (only) through.
+        ways.append("set ATLAS_REVIEW_REQUIRE_APPROVAL=0 for local experiments")
+    counted = ", ".join(f"{hidden[s]:,} {s}" for s in (*known, *other))
+    phrase = ways[0] if len(ways) == 1 else f"{', '.join(ways[:-1])} or {ways[-1]}"
+    return f"{counted}. To include them, {phrase}."

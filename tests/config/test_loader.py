@@ -126,8 +126,8 @@ def test_runtime_section_errors_name_the_key(tmp_path: Path, text: str, message:
         ),
         pytest.param(
             "runtime_safety:\n  review:\n    default_export_statuses: [approved, good]\n",
-            "runtime_safety.review.default_export_statuses.1: Input should be 'pending', "
-            "'approved' or 'quarantined' (got 'good').",
+            "runtime_safety.review.default_export_statuses: unknown review status 'good'; "
+            "use pending, approved, quarantined or all.",
             id="unknown-review-status",
         ),
         pytest.param(

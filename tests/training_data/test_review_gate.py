@@ -14,7 +14,6 @@ from atlas.errors import InvalidFilter, ReviewGateWarning
 from atlas.storage.synthetic import seed_sessions
 from atlas.training_data import (
     ReviewGate,
-    count_training_sessions,
     get_training_sessions,
     get_training_sessions_async,
     resolve_review_gate,
@@ -68,7 +67,10 @@ def _resolve_with(sources: tuple[str, ...]) -> ReviewGate:
             id="env-statuses",
         ),
         pytest.param(
-            "env_require_approval", None, "ATLAS_REVIEW_REQUIRE_APPROVAL=0", id="env-approval"
+            "env_require_approval",
+            ("approved", "pending"),
+            "ATLAS_REVIEW_REQUIRE_APPROVAL=0",
+            id="env-approval",
         ),
         pytest.param(
             "config_statuses",
@@ -78,7 +80,7 @@ def _resolve_with(sources: tuple[str, ...]) -> ReviewGate:
         ),
         pytest.param(
             "config_require_approval",
-            None,
+            ("approved", "pending"),
             "runtime_safety.review.require_approval",
             id="config-approval",
         ),
@@ -93,7 +95,7 @@ def test_precedence(winner, statuses, source):
 @pytest.mark.parametrize("value", [pytest.param(v, id=v) for v in ("0", "false", "No", " off ")])
 def test_require_approval_accepts_the_usual_spellings_of_false(value):
     gate = resolve_review_gate(environ={"ATLAS_REVIEW_REQUIRE_APPROVAL": value})
-    assert gate.is_open
+    assert gate.statuses == ("approved", "pending")
 
 
 @pytest.mark.parametrize("value", [pytest.param(v, id=v or "empty") for v in ("1", "true", "")])
@@ -136,9 +138,12 @@ def test_default_gate_returns_approved_sessions_only(seeded_url):
     assert {t.review_status for t in traces} == {"approved"}
 
 
-def test_require_approval_off_widens_to_every_status(seeded_url, monkeypatch):
+def test_require_approval_off_widens_to_approved_and_pending_only(seeded_url, monkeypatch):
     monkeypatch.setenv("ATLAS_REVIEW_REQUIRE_APPROVAL", "0")
-    assert count_training_sessions(seeded_url) == len(ids_where(seeded_url))
+    expected = ids_where(seeded_url, "review_status IN ('approved', 'pending')")
+    traces = get_training_sessions(seeded_url, include_trajectory_events=False)
+    assert [t.session_id for t in traces] == expected
+    assert "quarantined" not in {t.review_status for t in traces}
 
 
 def test_config_statuses_apply_to_the_api(seeded_url):
