@@ -70,7 +70,7 @@ COLUMNS: Mapping[str, tuple[tuple[str, ColumnType], ...]] = {
         ("session_reward_score", "float"), ("learning_key", "text"),
         ("student_learning", "text"), ("teacher_learning", "text"),
         ("learning_history", "json"), ("adaptive_summary", "json"),
-        ("trajectory_events", "json"), ("session_metadata", "json"), ("runtime", "float"),
+        ("trajectory_events", "json"), ("session_metadata", "json"), ("runtime", "json"),
         ("artifacts", "json"), ("deliverable", "json"), ("depends_on", "json"),
         ("review_status", "text"), ("status", "text"), ("ground_truth", "json"),
     ),
@@ -96,6 +96,7 @@ COLUMNS: Mapping[str, tuple[tuple[str, ColumnType], ...]] = {
         ("load_warnings", "text_list"), ("learning_key", "text"), ("teacher_notes", "json"),
         ("reward_summary", "json"), ("drift", "json"), ("drift_alert", "json"),
         ("triage_dossier", "json"), ("personas_used", "json"), ("persona_updates", "json"),
+        ("execution_mode", "json"),
     ),
     # trainers.preferences.iter_grpo_rows: one row per group member.
     "grpo": (

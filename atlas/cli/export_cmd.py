@@ -79,7 +79,10 @@ def _nothing_message(summary: ExportSummary) -> str:
 def _exporter(args: argparse.Namespace) -> tuple[Callable[..., ExportSummary], dict[str, Any]]:
     """The library function for ``--format`` and its format-specific arguments."""
     if args.format == "jsonl":
-        return export_jsonl, {"compression_level": args.compression_level}
+        return export_jsonl, {
+            "compression_level": args.compression_level,
+            "events_in_metadata": args.events_in_metadata,
+        }
     try:
         from trainers import exports
     except ImportError as exc:  # pyarrow/datasets are the `train` extra
@@ -215,6 +218,11 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--trajectory-event-limit", "--trajectory-limit", dest="trajectory_event_limit",
         type=_non_negative, metavar="N", help="keep the first N trajectory events per session",
+    )  # fmt: skip
+    parser.add_argument(
+        "--events-in-metadata", action="store_true",
+        help="also write each session's events into session_metadata.trajectory_events "
+        "(as atlas-sdk did; doubles the events' size)",
     )  # fmt: skip
     parser.add_argument(
         "--batch-size", type=_positive, default=50, metavar="N",

@@ -24,6 +24,8 @@ __all__ = [
     "AtlasSessionTrace",
     "AtlasStepTrace",
     "canonical_reward",
+    "is_raw_score",
+    "parse_moment",
 ]
 
 
@@ -32,8 +34,27 @@ def _as_float(value: Any) -> float | None:
         return None
     try:
         return float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
+
+
+def _score_fields(data: Mapping[str, Any]) -> tuple[float | None, dict[str, Any]]:
+    """A stored score as a float, and ``{"score_raw": value}`` when that changed it.
+
+    A score stored as text (``"0.9"``, ``"high"``) or as a boolean is not a
+    number; the float (or None) goes in ``score`` and the value as stored is
+    kept beside it, so nothing a judge wrote is lost.
+    """
+    value = data.get("score")
+    score = _as_float(value)
+    if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+        return score, {}
+    return score, {"score_raw": value}
+
+
+def is_raw_score(value: Any) -> bool:
+    """True for a stored score that is present but not a JSON number (kept as ``score_raw``)."""
+    return value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)))
 
 
 def _extra(data: Mapping[str, Any], known: tuple[str, ...]) -> dict[str, Any]:
@@ -60,7 +81,8 @@ class AtlasJudgeSample:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AtlasJudgeSample:
         """Build from a stored sample; unknown keys go to ``extra``."""
-        return cls(_as_float(data.get("score")), data.get("rationale"), _extra(data, cls._KEYS))
+        score, raw = _score_fields(data)
+        return cls(score, data.get("rationale"), {**raw, **_extra(data, cls._KEYS)})
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (keys without a value are left out)."""
@@ -85,15 +107,22 @@ class AtlasJudgeBreakdown:
         """Build from a stored judge entry; unknown keys go to ``extra``."""
         samples = data.get("samples")
         principles = data.get("principles")
+        score, raw = _score_fields(data)
+        kept = [s for s in samples if isinstance(s, Mapping)] if isinstance(samples, list) else []
+        if samples is not None and (not isinstance(samples, list) or len(kept) != len(samples)):
+            raw["samples_raw"] = samples
+        if principles is not None and not isinstance(principles, list):
+            raw["principles_raw"] = principles
         return cls(
             identifier=data.get("identifier", data.get("name")),
-            score=_as_float(data.get("score")),
+            score=score,
             rationale=data.get("rationale"),
             principles=list(principles) if isinstance(principles, list) else [],
-            samples=[AtlasJudgeSample.from_dict(s) for s in samples or () if isinstance(s, Mapping)]
-            if isinstance(samples, list)
-            else [],
-            extra=_extra(data, (*cls._KEYS, "name") if "identifier" not in data else cls._KEYS),
+            samples=[AtlasJudgeSample.from_dict(s) for s in kept],
+            extra={
+                **raw,
+                **_extra(data, (*cls._KEYS, "name") if "identifier" not in data else cls._KEYS),
+            },
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -133,13 +162,17 @@ class AtlasRewardBreakdown:
         if not isinstance(data, Mapping):
             return cls(score=_as_float(data))
         judges = data.get("judges")
+        score, raw = _score_fields(data)
+        kept = [j for j in judges if isinstance(j, Mapping)] if isinstance(judges, list) else []
+        extra = {**raw, **_extra(data, cls._KEYS)}
+        if judges is not None and (not isinstance(judges, list) or len(kept) != len(judges)):
+            # A judges value that is not a list of objects is kept as stored.
+            extra.setdefault("judges_raw", judges)
         return cls(
-            score=_as_float(data.get("score")),
-            judges=[AtlasJudgeBreakdown.from_dict(j) for j in judges if isinstance(j, Mapping)]
-            if isinstance(judges, list)
-            else [],
+            score=score,
+            judges=[AtlasJudgeBreakdown.from_dict(j) for j in kept],
             rationale=data.get("rationale"),
-            extra=_extra(data, cls._KEYS),
+            extra=extra,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -177,7 +210,8 @@ class AtlasStepTrace:
     metadata: dict[str, Any] = field(default_factory=dict)
     artifacts: dict[str, Any] | None = None
     deliverable: Any = None
-    runtime: float | None = None
+    # As stored: milliseconds, or a dict such as {"reward_skipped": false, "timings_ms": {...}}.
+    runtime: Any = None
     depends_on: list[Any] = field(default_factory=list)
     attempt_history: list[dict[str, Any]] = field(default_factory=list)
 
@@ -231,8 +265,9 @@ class AtlasSessionTrace:
     status: str | None = None
     review_status: str | None = None
     review_notes: str | None = None
-    created_at: datetime | None = None
-    completed_at: datetime | None = None
+    # Text when the stored timestamp is outside Python's range ("infinity", BC, year 12000).
+    created_at: datetime | str | None = None
+    completed_at: datetime | str | None = None
     reward_stats: dict[str, Any] | None = None
     reward_audit: Any = None
     trajectory_event_count: int = 0
@@ -265,8 +300,12 @@ class AtlasSessionTrace:
 
     @property
     def drift_alert(self) -> Any:
-        """Whether drift was large enough to require review."""
-        return self._meta("drift_alert")
+        """Whether drift required review (``drift_alert``, else ``drift.drift_alert``)."""
+        value = self._meta("drift_alert")
+        drift = self._meta("drift")
+        if value is None and isinstance(drift, Mapping):
+            value = drift.get("drift_alert")
+        return value
 
     @property
     def triage_dossier(self) -> Any:
@@ -285,9 +324,15 @@ class AtlasSessionTrace:
 
     @property
     def execution_mode(self) -> Any:
-        """The adaptive mode the session ran in."""
-        return self._meta("execution_mode")
+        """The adaptive mode the session ran in (``adaptive_summary.adaptive_mode`` if unset)."""
+        mode = self._meta("execution_mode")
+        if mode is None and isinstance(self.adaptive_summary, Mapping):
+            mode = self.adaptive_summary.get("adaptive_mode")
+        return mode
 
+    # Metadata fields also written at the top level of a record, as in the
+    # published export format (seed 000). They stay in session_metadata too:
+    # ATLAS core's trainers read them from there.
     DERIVED: ClassVar[tuple[str, ...]] = (
         "learning_key",
         "teacher_notes",
@@ -297,43 +342,56 @@ class AtlasSessionTrace:
         "triage_dossier",
         "personas_used",
         "persona_updates",
+        "execution_mode",
     )
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSONL record: every field, with the documented metadata fields at the top level.
+        """The JSONL record: every field, plus top-level copies of the documented metadata fields.
 
-        ``triage_dossier``, ``reward_summary``, ``personas_used`` ... move out of
-        ``session_metadata`` to the top of the record (as in the published
-        export format), so nothing is written twice; :meth:`from_dict` puts
-        them back.
+        ``session_metadata`` is written whole; ``triage_dossier``,
+        ``reward_summary``, ``personas_used`` ... are also copied to the top
+        of the record (the published export format) when the metadata has them.
         """
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name == "steps":
                 value = [step.to_dict() for step in self.steps]
-            elif f.name in _DATETIME_FIELDS and value is not None:
+            elif f.name in _DATETIME_FIELDS and isinstance(value, datetime):
                 value = value.isoformat()
-            elif f.name == "session_metadata":
-                value = {k: v for k, v in value.items() if k not in self.DERIVED}
             out[f.name] = value
+        metadata = self.session_metadata
         for name in self.DERIVED:
-            if name in self.session_metadata:
-                out[name] = self.session_metadata[name]
+            if name in metadata:
+                out[name] = metadata[name]
         return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AtlasSessionTrace:
-        """Inverse of :meth:`to_dict`."""
+        """Inverse of :meth:`to_dict`; also reads records with metadata fields only at the top.
+
+        A timestamp that is not ISO 8601 text (``"infinity"``) stays text.
+        """
         values = {f.name: data[f.name] for f in fields(cls) if f.name in data}
         values["steps"] = [AtlasStepTrace.from_dict(step) for step in data.get("steps") or ()]
-        lifted = {name: data[name] for name in cls.DERIVED if name in data}
-        if lifted:
-            values["session_metadata"] = {**(data.get("session_metadata") or {}), **lifted}
+        metadata = data.get("session_metadata") or {}
+        missing = {n: data[n] for n in cls.DERIVED if n in data and n not in metadata}
+        if missing:
+            # Earlier arc-atlas exports moved these out of session_metadata.
+            values["session_metadata"] = {**metadata, **missing}
         for name in _DATETIME_FIELDS:
-            if isinstance(values.get(name), str):
-                values[name] = datetime.fromisoformat(values[name])
+            values[name] = parse_moment(values.get(name))
         return cls(**values)
+
+
+def parse_moment(value: Any) -> Any:
+    """ISO 8601 text as a datetime; any other value (``"infinity"``, None) unchanged."""
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    return value
 
 
 def _number(value: Any) -> bool:

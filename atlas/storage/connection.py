@@ -9,15 +9,19 @@ reconnections, and survives the pool's reset between borrowers.
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import orjson
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg.adapt import Loader
 from psycopg.conninfo import conninfo_to_dict
+from psycopg.pq import Format
 from psycopg.types.json import set_json_loads
 
 from atlas.config.database_url import ResolvedURL
@@ -30,6 +34,7 @@ __all__ = [
     "configure_connection",
     "connect",
     "describe_connect_error",
+    "load_json",
     "translate_errors",
 ]
 
@@ -92,9 +97,60 @@ class ConnectionSettings:
         }
 
 
+def load_json(data: bytes | bytearray | memoryview | str) -> Any:
+    """Decode JSON from the server: orjson, or the standard library for what orjson refuses.
+
+    ``jsonb`` stores numbers orjson cannot hold as a double (``1e400``); rather
+    than abort a reader, such a document is decoded with numbers as
+    :class:`~decimal.Decimal`, which keeps the value exactly.
+    """
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        text = data if isinstance(data, str) else bytes(data).decode("utf-8")
+        return json.loads(text, parse_float=Decimal)
+
+
+class _LenientTimeLoader(Loader):
+    """A text-format date/time loader that returns the server's text for what Python cannot hold.
+
+    ``infinity``, BC dates and years past 9999 are valid PostgreSQL values but
+    not :class:`datetime` values; psycopg raises for them, which would abort
+    the whole read. They come back as the server's own text instead (which
+    PostgreSQL parses again when it is passed back, e.g. as a paging cursor).
+    """
+
+    inner: type[Loader]
+
+    def __init__(self, oid: int, context: Any = None) -> None:
+        super().__init__(oid, context)
+        self._inner = self.inner(oid, context)
+
+    def load(self, data: Any) -> Any:
+        try:
+            return self._inner.load(data)
+        except psycopg.DataError:
+            return bytes(data).decode("utf-8")
+
+
+def _lenient_times(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> None:
+    for name in ("timestamptz", "timestamp", "date"):
+        info = conn.adapters.types[name]
+        inner = conn.adapters.get_loader(info.oid, Format.TEXT)
+        if inner is None or issubclass(inner, _LenientTimeLoader):
+            continue
+        loader = type(f"Lenient{inner.__name__}", (_LenientTimeLoader,), {"inner": inner})
+        conn.adapters.register_loader(info.oid, loader)
+
+
 def configure_connection(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> None:
-    """Per-connection set-up that needs no round trip: orjson for decoding JSON."""
-    set_json_loads(orjson.loads, conn)
+    """Per-connection set-up that needs no round trip.
+
+    JSON is decoded by :func:`load_json`; dates and times outside Python's
+    range come back as text rather than failing the query.
+    """
+    set_json_loads(load_json, conn)
+    _lenient_times(conn)
 
 
 def connect(settings: ConnectionSettings) -> psycopg.Connection[tuple[Any, ...]]:

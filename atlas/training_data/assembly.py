@@ -13,41 +13,43 @@ is not an object. What cannot be decoded is kept as found and noted in
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from atlas.runtime.traces import AtlasSessionTrace, canonical_reward
+from atlas.runtime.traces import AtlasSessionTrace, canonical_reward, is_raw_score
 from atlas.storage.events import to_envelope
 from atlas.storage.jsonenc import loads_lenient
 
 __all__ = [
+    "EVENT_ROW_KEYS",
     "LoadOptions",
     "PageRows",
     "assemble_page",
     "assemble_record",
     "assemble_records",
     "assemble_trace",
+    "with_row_fields",
 ]
 
-# Step metadata keys that become AtlasStepTrace fields; what is left stays in
-# step.metadata, so nothing is written twice in an export.
-_STEP_FIELDS_FROM_METADATA = (
-    "description",
-    "tool",
-    "tool_params",
-    "context",
-    "validation",
-    "artifacts",
-    "deliverable",
-    "runtime",
-    "runtime_ms",
-    "depends_on",
-    "attempt_history",
+# The trajectory_events row's own columns, written into each event beside
+# its stored keys. A stored key of the same name wins; the row's value then
+# goes under the second name. The page query (plan.py) builds its SQL from this.
+EVENT_ROW_KEYS: tuple[tuple[str, str], ...] = (("id", "row_id"), ("created_at", "row_created_at"))
+
+# Session row values also written into session_metadata (seed 001: it "includes
+# persisted metadata, execution status, timestamps"), unless stored metadata has
+# the key already; ATLAS core's trainers read reward_audit from there.
+_ROW_FIELDS_IN_METADATA = (
+    "session_id",
+    "status",
+    "created_at",
+    "completed_at",
+    "review_status",
+    "reward_stats",
+    "reward_audit",
 )
-# Session metadata keys that become AtlasSessionTrace fields.
-_SESSION_FIELDS_FROM_METADATA = ("adaptive_summary", "learning_history", "trajectory_events")
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,10 @@ class LoadOptions:
     # Events already stored as complete flat envelopes arrive as JSON text and
     # go into records untouched (orjson.Fragment); the exporter sets this.
     raw_events: bool = False
+    # Also write the events into session_metadata["trajectory_events"], as
+    # atlas-sdk's exporter does (for tools that read them there); off by
+    # default, because it writes every event twice.
+    events_in_metadata: bool = False
 
 
 @dataclass
@@ -70,8 +76,10 @@ class PageRows:
     steps: dict[int, list[dict[str, Any]]]
     attempts: dict[tuple[int, int], list[dict[str, Any]]]
     guidance: dict[tuple[int, int], list[str]]
-    events: dict[int, list[Any]]
+    events: dict[int, Any]
     event_totals: dict[int, int]
+    # Step ids each session has attempt or guidance rows for.
+    child_steps: dict[int, set[int]] = field(default_factory=dict)
 
 
 def _object(value: Any, what: str, warnings: list[str]) -> dict[str, Any] | None:
@@ -79,7 +87,9 @@ def _object(value: Any, what: str, warnings: list[str]) -> dict[str, Any] | None
     value = loads_lenient(value)
     if value is None or isinstance(value, dict):
         return value
-    warnings.append(f"{what} is not a JSON object ({type(value).__name__}); kept as found")
+    warnings.append(
+        f"{what} is not a JSON object ({type(value).__name__}); kept under legacy_value"
+    )
     return {"legacy_value": value}
 
 
@@ -125,14 +135,64 @@ def _merge_history(rows: Sequence[Mapping[str, Any]], runtime_history: Any) -> l
     return history
 
 
-def _as_runtime(value: Any) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, Mapping):
-        return _as_runtime(value.get("ms", value.get("milliseconds")))
-    return None
+def _split_evaluation(value: Any, step_id: Any, warnings: list[str]) -> tuple[Any, Any, Any]:
+    """``(reward, validation, kept)``: the parts of a step evaluation, and what to keep whole.
+
+    The canonical evaluation is ``{"reward": ..., "validation": {...}}``; some
+    writers stored the reward itself. Anything else (text that is not JSON,
+    other keys, a validation that is not an object) is also kept whole as
+    ``kept``, which the step record carries in ``metadata["raw_evaluation"]``.
+    """
+    decoded = loads_lenient(value)
+    if decoded is None:
+        return None, None, None
+    if not isinstance(decoded, dict):
+        warnings.append(
+            f"step {step_id} evaluation is not a JSON object ({type(decoded).__name__}); "
+            "kept as step metadata raw_evaluation"
+        )
+        return None, None, decoded
+    if "reward" not in decoded and "validation" not in decoded:
+        if "score" in decoded:
+            return decoded, None, None
+        return None, None, decoded or None
+    validation = decoded.get("validation")
+    canonical = decoded.keys() <= {"reward", "validation"} and (
+        validation is None or isinstance(validation, dict)
+    )
+    return decoded.get("reward"), validation, None if canonical else decoded
+
+
+def _step_reward(value: Any, what: str, warnings: list[str]) -> dict[str, Any]:
+    """A reward in record form; a score that is not a number is kept as ``score_raw``."""
+    if value is not None and not isinstance(value, Mapping):
+        value = {"score": value}
+    reward = canonical_reward(value)
+    if is_raw_score(reward.get("score_raw")) and "score" not in reward:
+        warnings.append(f"{what} score {reward['score_raw']!r} is not a number; kept as score_raw")
+    return reward
+
+
+def _prior_entry(step: Mapping[str, Any], metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """What a later step sees of this one (atlas-sdk's ``context.prior_results`` entry)."""
+    entry: dict[str, Any] = {"output_text": step.get("output") or ""}
+    for key in ("artifacts", "status"):
+        if metadata.get(key) is not None:
+            entry[key] = metadata[key]
+    if metadata.get("notes"):
+        entry["notes"] = metadata["notes"]
+    return entry
+
+
+def _context(stored: Any, prior: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
+    """A stored context as it is; else the outputs of the earlier steps."""
+    stored = loads_lenient(stored)
+    if isinstance(stored, dict):
+        return stored
+    return {
+        "prior_results": dict(prior),
+        "prior_results_text": {key: entry["output_text"] for key, entry in prior.items()},
+    }
 
 
 def assemble_step(
@@ -141,49 +201,76 @@ def assemble_step(
     attempts: Sequence[Mapping[str, Any]],
     guidance: Sequence[str],
     warnings: list[str],
+    prior: Mapping[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """One step record: its row, its plan entry, its attempts and guidance."""
+    """One step record: its row, its plan entry, its attempts and guidance.
+
+    ``metadata`` is the stored step metadata, whole; the fields lifted from it
+    (``runtime``, ``artifacts``, ...) are copies, as stored. ``prior`` maps
+    earlier step ids to what they produced and fills ``context`` when the step
+    has no stored context.
+    """
     step_id = row["step_id"]
     metadata = _object(row.get("metadata"), f"step {step_id} metadata", warnings) or {}
-    evaluation = _object(row.get("evaluation"), f"step {step_id} evaluation", warnings) or {}
+    reward, validation, kept = _split_evaluation(row.get("evaluation"), step_id, warnings)
+    if kept is not None:
+        if "raw_evaluation" in metadata:
+            warnings.append(f"step {step_id} metadata has raw_evaluation; evaluation kept there")
+            metadata = {**metadata, "raw_evaluation_stored": metadata["raw_evaluation"]}
+        metadata = {**metadata, "raw_evaluation": kept}
     spec = plan_steps.get(step_id) or {}
-    # Evaluation is {"validation": ..., "reward": ...}; some writers stored the reward itself.
-    reward = evaluation.get("reward", evaluation if "score" in evaluation else None)
-    validation = evaluation.get("validation", metadata.get("validation"))
+    if validation is None:
+        validation = metadata.get("validation")
     tool_params = loads_lenient(metadata.get("tool_params", spec.get("tool_params")))
-    context = loads_lenient(metadata.get("context"))
     depends_on = metadata.get("depends_on", spec.get("depends_on"))
+    stored_attempts = row.get("attempts")
     # Keys in AtlasStepTrace field order, values in to_dict() form.
     return {
         "step_id": step_id,
         "description": metadata.get("description", spec.get("description")),
         "trace": row.get("trace"),
         "output": row.get("output"),
-        "reward": canonical_reward(reward),
+        "reward": _step_reward(reward, f"step {step_id} reward", warnings),
         "tool": metadata.get("tool", spec.get("tool")),
         "tool_params": tool_params if isinstance(tool_params, dict) else None,
-        "context": context if isinstance(context, dict) else {"prior_results": {}},
+        "context": _context(metadata.get("context"), prior or {}),
         "validation": validation if isinstance(validation, dict) else None,
-        "attempts": row.get("attempts") or len(attempts) or 1,
+        "attempts": stored_attempts if stored_attempts is not None else (len(attempts) or 1),
         "guidance": list(guidance),
-        "metadata": {k: v for k, v in metadata.items() if k not in _STEP_FIELDS_FROM_METADATA},
+        "metadata": metadata,
         "artifacts": metadata.get("artifacts"),
         "deliverable": metadata.get("deliverable"),
-        "runtime": _as_runtime(metadata.get("runtime", metadata.get("runtime_ms"))),
+        "runtime": metadata.get("runtime", metadata.get("runtime_ms")),
         "depends_on": list(depends_on) if isinstance(depends_on, list) else [],
         "attempt_history": _merge_history(attempts, metadata.get("attempt_history")),
     }
 
 
+def with_row_fields(event: dict[str, Any], row_id: Any, created_at: Any) -> dict[str, Any]:
+    """``event`` with its row's id and created_at added (stored keys win; see EVENT_ROW_KEYS)."""
+    for (key, fallback), value in zip(EVENT_ROW_KEYS, (row_id, created_at), strict=True):
+        event[fallback if key in event else key] = value
+    return event
+
+
 def _events(raw: Iterable[Any], warnings: list[str]) -> list[Any]:
+    """Events as fetched (objects, or ``[id, created_at, value]`` for others) as envelopes."""
     events: list[Any] = []
+    odd = 0
     for value in raw:
+        row: tuple[Any, Any] | None = None
+        if isinstance(value, list) and len(value) == 3:
+            # Not a JSON object in the table: the page query sent [id, created_at, event].
+            row, value = (value[0], value[1]), value[2]
         decoded = loads_lenient(value)
         if isinstance(decoded, Mapping):
-            events.append(to_envelope(decoded))
+            envelope = to_envelope(decoded)
         else:
-            warnings.append("a trajectory event is not a JSON object; kept under payload")
-            events.append(to_envelope({"event_type": "unknown", "payload": decoded}))
+            odd += 1
+            envelope = to_envelope({"event_type": "unknown", "payload": decoded})
+        events.append(with_row_fields(envelope, *row) if row else envelope)
+    if odd:
+        warnings.append(f"{odd} trajectory event(s) are not JSON objects; kept under payload")
     return events
 
 
@@ -208,8 +295,54 @@ class EventBlock:
         return events if self.all_flat else _events(events, warnings)
 
 
-def _iso(value: Any) -> Any:
-    return value.isoformat() if hasattr(value, "isoformat") else value
+def _moment(value: Any, name: str, warnings: list[str]) -> Any:
+    """A timestamp as ISO 8601 text; the server's text (``infinity``) when Python cannot hold it."""
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, str):
+        warnings.append(f"{name} {value!r} is outside Python's date range; kept as text")
+    return value
+
+
+def _session_reward(column: Any, metadata: Mapping[str, Any], warnings: list[str]) -> Any:
+    """The session reward: the ``reward`` column, else metadata's ``session_reward``."""
+    value = loads_lenient(column)
+    what = "session reward"
+    if value is None:
+        value, what = metadata.get("session_reward"), "session_reward in metadata"
+    if value is None or isinstance(value, dict):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return {"score": value}  # very old writers stored the bare score
+    warnings.append(
+        f"{what} is not a JSON object ({type(value).__name__}); kept under legacy_value"
+    )
+    score = value if isinstance(value, str) else None
+    try:
+        parsed = float(score) if score is not None else None
+    except ValueError:
+        parsed = None
+    return {"score": parsed, "legacy_value": value}
+
+
+def _orphans(
+    session_id: int,
+    steps: Sequence[Mapping[str, Any]],
+    child_steps: Iterable[int],
+    warnings: list[str],
+) -> list[dict[str, Any]]:
+    """Placeholder step rows for attempt or guidance rows whose step row is missing."""
+    have = {step["step_id"] for step in steps}
+    missing = sorted(set(child_steps) - have)
+    for step_id in missing:
+        warnings.append(
+            f"step {step_id} has attempt or guidance rows but no step_results row; "
+            "kept as a step without output"
+        )
+    return [
+        {"step_id": step_id, "trace": None, "output": None, "evaluation": None, "attempts": None}
+        for step_id in missing
+    ]
 
 
 def assemble_record(
@@ -220,8 +353,13 @@ def assemble_record(
     events: Sequence[Any] | EventBlock | None,
     event_total: int | None,
     options: LoadOptions,
+    child_steps: Iterable[int] = (),
 ) -> dict[str, Any]:
-    """One session's record (``AtlasSessionTrace.to_dict()`` form) from its rows."""
+    """One session's record (``AtlasSessionTrace.to_dict()`` form) from its rows.
+
+    ``child_steps`` are the step ids that have attempt or guidance rows; one
+    without a step row still becomes a step (with a warning), so no row is lost.
+    """
     warnings: list[str] = []
     session_id = row["id"]
     metadata = _object(row.get("metadata"), "session metadata", warnings) or {}
@@ -231,30 +369,23 @@ def assemble_record(
     elif plan is not None and not isinstance(plan, dict):
         warnings.append("plan is not a JSON object; kept under legacy_value")
         plan = {"legacy_value": plan}
-    metadata = dict(metadata)
-    reward = loads_lenient(row.get("reward"))
-    meta_reward = metadata.pop("session_reward", None)
-    session_reward = reward if isinstance(reward, dict) else meta_reward
-    if isinstance(reward, dict) and meta_reward is not None and meta_reward != reward:
-        metadata["session_reward"] = meta_reward  # differs from the column: keep both
+    session_reward = _session_reward(row.get("reward"), metadata, warnings)
     audit = loads_lenient(row.get("reward_audit"))
-    meta_audit = metadata.pop("reward_audit", None)
     if audit is None:
-        audit = meta_audit
-    elif meta_audit is not None and meta_audit != audit:
-        metadata["reward_audit"] = meta_audit
-    stats = loads_lenient(row.get("reward_stats"))
+        audit = metadata.get("reward_audit")
+    stats = _object(row.get("reward_stats"), "reward_stats", warnings)
     plan_steps = _plan_steps(plan if isinstance(plan, dict) else None)
-    step_records = [
-        assemble_step(
-            step,
-            plan_steps,
-            attempts.get((session_id, step["step_id"]), ()),
-            guidance.get((session_id, step["step_id"]), ()),
-            warnings,
+    orphans = _orphans(session_id, steps, child_steps, warnings) if child_steps else []
+    step_records = []
+    prior: dict[str, dict[str, Any]] = {}
+    for step in sorted([*steps, *orphans], key=_step_order) if orphans else steps:
+        key = (session_id, step["step_id"])
+        record_step = assemble_step(
+            step, plan_steps, attempts.get(key, ()), guidance.get(key, ()), warnings, prior
         )
-        for step in steps
-    ]
+        step_records.append(record_step)
+        if not orphans or step not in orphans:  # a placeholder shows later steps nothing
+            prior = {**prior, str(step["step_id"]): _prior_entry(step, record_step["metadata"])}
     trajectory: Any
     if isinstance(events, EventBlock):
         if options.raw_events and events.all_flat and events.raw:
@@ -275,22 +406,30 @@ def assemble_record(
         limit = options.trajectory_event_limit
         trajectory = _events(stored if limit is None else stored[:limit], warnings)
         kept = len(trajectory)
+    created_at = _moment(row.get("created_at"), "created_at", warnings)
+    completed_at = _moment(row.get("completed_at"), "completed_at", warnings)
+    session_metadata = dict(metadata)
+    for name, value in zip(
+        _ROW_FIELDS_IN_METADATA,
+        (session_id, row.get("status"), created_at, completed_at, row.get("review_status"),
+         stats, audit),
+        strict=True,
+    ):  # fmt: skip
+        if value is not None:
+            session_metadata.setdefault(name, value)
+    load_events = options.include_trajectory_events
+    if options.events_in_metadata and load_events:
+        session_metadata.setdefault("trajectory_events", trajectory)
     learning = options.include_learning_data
-    derived = AtlasSessionTrace.DERIVED
-    # Keys in AtlasSessionTrace field order, values in to_dict() form; the
-    # documented metadata fields are lifted to the top level.
+    # Keys in AtlasSessionTrace field order, values in to_dict() form.
     record: dict[str, Any] = {
         "task": row.get("task") or "",
         "final_answer": row.get("final_answer"),
         "plan": plan,
         "steps": step_records,
-        "session_metadata": {
-            k: v
-            for k, v in metadata.items()
-            if k not in _SESSION_FIELDS_FROM_METADATA and k not in derived
-        },
-        "session_reward": session_reward if isinstance(session_reward, dict) else None,
-        "trajectory_events": trajectory if options.include_trajectory_events else [],
+        "session_metadata": session_metadata,
+        "session_reward": session_reward,
+        "trajectory_events": trajectory if load_events else [],
         "student_learning": row.get("student_learning") if learning else None,
         "teacher_learning": row.get("teacher_learning") if learning else None,
         "learning_history": metadata.get("learning_history") if learning else None,
@@ -299,18 +438,23 @@ def assemble_record(
         "status": row.get("status"),
         "review_status": row.get("review_status"),
         "review_notes": row.get("review_notes"),
-        "created_at": _iso(row.get("created_at")),
-        "completed_at": _iso(row.get("completed_at")),
-        "reward_stats": stats if isinstance(stats, dict) else None,
+        "created_at": created_at,
+        "completed_at": completed_at,
+        "reward_stats": stats,
         "reward_audit": audit,
-        "trajectory_event_count": total if options.include_trajectory_events else 0,
-        "trajectory_events_truncated": options.include_trajectory_events and total > kept,
+        "trajectory_event_count": total if load_events else 0,
+        "trajectory_events_truncated": load_events and total > kept,
         "load_warnings": warnings,
     }
-    for name in derived:
+    for name in AtlasSessionTrace.DERIVED:
         if name in metadata:
             record[name] = metadata[name]
     return record
+
+
+def _step_order(step: Mapping[str, Any]) -> tuple[int, Any]:
+    step_id = step["step_id"]
+    return (0, step_id) if isinstance(step_id, int) else (1, str(step_id))
 
 
 def assemble_trace(
@@ -339,6 +483,7 @@ def assemble_records(rows: PageRows, options: LoadOptions) -> list[dict[str, Any
             rows.events.get(row["id"], []) if load_events else None,
             rows.event_totals.get(row["id"]) if load_events else None,
             options,
+            rows.child_steps.get(row["id"], ()),
         )
         for row in rows.sessions
     ]

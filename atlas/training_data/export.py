@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -113,6 +114,32 @@ def _kept_events(record: dict[str, Any], options: LoadOptions) -> int:
     if record["trajectory_events_truncated"]:
         return options.trajectory_event_limit or 0
     return int(record["trajectory_event_count"])
+
+
+def _exact(value: Any) -> Any:
+    """``value`` with numbers orjson cannot write (beyond 64 bits, Decimal) as JSON fragments."""
+    if isinstance(value, dict):
+        return {k: _exact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_exact(v) for v in value]
+    if isinstance(value, (int, Decimal)) and not isinstance(value, bool):
+        return orjson.Fragment(str(value))
+    return value
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return orjson.Fragment(str(value))
+    raise TypeError(f"Type is not JSON serializable: {type(value).__name__}")
+
+
+def encode_line(record: dict[str, Any]) -> bytes:
+    """One JSONL line; numbers stored beyond a double or 64 bits are written exactly."""
+    try:
+        return orjson.dumps(record, default=_default, option=orjson.OPT_APPEND_NEWLINE)
+    except TypeError:
+        # orjson refuses integers beyond 64 bits outright (no default hook).
+        return orjson.dumps(_exact(record), option=orjson.OPT_APPEND_NEWLINE)
 
 
 _STOP = object()
@@ -286,6 +313,7 @@ def export_jsonl(
     compression_level: int | None = None,
     on_progress: Callable[[ExportProgress], None] | None = None,
     workers: int = 2,
+    events_in_metadata: bool = False,
     **filters: Any,
 ) -> ExportSummary:
     """Write every matching session to ``output`` (``-`` = stdout) as JSONL.
@@ -294,6 +322,8 @@ def export_jsonl(
     ``limit`` and ``offset`` count exported sessions. When nothing matches, no
     file is created and the summary says how many sessions the review gate hid.
     ``workers`` connections read pages in parallel (all in the same snapshot).
+    ``events_in_metadata`` also writes each session's events into
+    ``session_metadata["trajectory_events"]``, as atlas-sdk's exporter did.
     Raises :class:`~atlas.training_data.output.OutputError` before touching the
     database when ``output`` cannot be written.
     """
@@ -301,11 +331,10 @@ def export_jsonl(
         raise InvalidFilter(f"batch_size must be a whole number >= 1, not {batch_size!r}.")
     cfg = _config(config)
     query = TrainingQuery.build(config=cfg, **filters)
-    options = replace(query.options, raw_events=True)
+    options = replace(query.options, raw_events=True, events_in_metadata=events_in_metadata)
     started = time.perf_counter()
     sink = SafeOutput(output, compression_level=compression_level)
     sessions = steps = events = damaged = hidden = 0
-    dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
     try:
         with _connections(db_url, cfg) as (conn, spawn, room), conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -315,7 +344,7 @@ def export_jsonl(
             try:
                 for rows in pages:
                     records = assemble_records(rows, options)
-                    writer.write([dumps(record, option=newline) for record in records])
+                    writer.write([encode_line(record) for record in records])
                     for record in records:
                         steps += len(record["steps"])
                         events += (

@@ -22,7 +22,13 @@ from typing import Any
 from psycopg import sql
 
 from atlas.runtime.traces import AtlasSessionTrace
-from atlas.training_data.assembly import EventBlock, LoadOptions, PageRows, assemble_page
+from atlas.training_data.assembly import (
+    EVENT_ROW_KEYS,
+    EventBlock,
+    LoadOptions,
+    PageRows,
+    assemble_page,
+)
 from atlas.training_data.filters import SessionFilters, where_clause
 from atlas.training_data.review_gate import ReviewGate
 
@@ -82,11 +88,32 @@ _FLAT = (
     "AND t.event ?& ARRAY['event_type', 'actor', 'name', 'timestamp', 'step_id', 'payload'] "
     "AND jsonb_typeof(t.event -> 'timestamp') IN ('string', 'null'))"
 )
+
+
+def _with_row_fields() -> str:
+    """SQL for one event as it goes out: the stored object with its row's columns added.
+
+    A stored key wins over a row column of the same name (the column then
+    takes its second name, see ``EVENT_ROW_KEYS``). An event that is not a
+    JSON object goes out as ``[id, created_at, event]`` for assembly to wrap.
+    """
+    pairs = ", ".join(
+        f"CASE WHEN t.event ? '{key}' THEN '{fallback}' ELSE '{key}' END, t.{key}"
+        for key, fallback in EVENT_ROW_KEYS
+    )
+    columns = ", ".join(f"t.{key}" for key, _ in EVENT_ROW_KEYS)
+    return (
+        f"CASE WHEN jsonb_typeof(t.event) = 'object' THEN jsonb_build_object({pairs}) || t.event "
+        f"ELSE jsonb_build_array({columns}, t.event) END"
+    )
+
+
 # Events (the first `limit`, if limited) as one JSON array in chronological
 # order, whether all are complete flat envelopes, and how many there are.
 _EVENTS = (
     "CROSS JOIN LATERAL (SELECT count(*) AS kept, COALESCE(bool_and(" + _FLAT + "), true) "
-    "AS all_flat, '[' || string_agg(t.event::text, ',' ORDER BY t.created_at, t.id) || ']' "
+    "AS all_flat, '[' || string_agg((" + _with_row_fields() + ")::text, ',' "
+    "ORDER BY t.created_at, t.id) || ']' "
     "AS raw FROM (SELECT event, created_at, id FROM trajectory_events "
     "WHERE session_id = s.id ORDER BY created_at, id LIMIT %s) AS t) AS e"
 )
@@ -146,17 +173,23 @@ def _group(sessions: Rows, options: LoadOptions) -> PageRows:
     guidance: defaultdict[tuple[int, int], list[str]] = defaultdict(list)
     events: dict[int, Any] = {}
     totals: dict[int, int] = {}
+    child_steps: dict[int, set[int]] = {}
     for row in sessions:
         sid = row["id"]
         steps[sid] = row.pop("steps") or []
+        children: set[int] = set()
         for attempt in row.pop("attempts") or ():
             attempts[(sid, attempt["step_id"])].append(attempt)
+            children.add(attempt["step_id"])
         for note in row.pop("guidance") or ():
             guidance[(sid, note["step_id"])].append(note["note"])
+            children.add(note["step_id"])
+        if children:
+            child_steps[sid] = children
         if options.include_trajectory_events:
             events[sid] = EventBlock(row.pop("raw"), row.pop("all_flat"), row.pop("kept"))
             totals[sid] = row.pop("event_total")
-    return PageRows(sessions, steps, attempts, guidance, events, totals)
+    return PageRows(sessions, steps, attempts, guidance, events, totals, child_steps)
 
 
 def rows_plan(

@@ -85,16 +85,25 @@ def test_record_equals_the_python_api_trace(cli, seeded, tmp_path):
         assert loaded == get_session_by_id(record["session_id"], seeded)
 
 
-def test_nothing_is_written_twice(cli, seeded, tmp_path):
+def test_events_are_written_once_and_metadata_whole(cli, seeded, tmp_path):
     out = tmp_path / "x.jsonl"
     assert cli("-o", str(out), "--database-url", seeded, "--include-all-statuses").returncode == 0
-    lifted = {"runtime", "artifacts", "deliverable", "attempt_history", "depends_on", "context"}
+    with psycopg.connect(seeded) as conn:
+        stored = dict(conn.execute("SELECT id, metadata FROM sessions").fetchall())
     for record in _records(out):
         assert record["trajectory_events"]
         assert "trajectory_events" not in record["session_metadata"]
-        assert not set(AtlasSessionTrace.DERIVED) & set(record["session_metadata"])
+        metadata = stored[record["session_id"]]
+        assert {k: record["session_metadata"][k] for k in metadata} == metadata
         assert {"triage_dossier", "reward_summary", "personas_used"} <= set(record)
-        assert all(not lifted & set(step["metadata"]) for step in record["steps"])
+
+
+def test_events_in_metadata_is_an_explicit_choice(cli, seeded, tmp_path):
+    out = tmp_path / "x.jsonl"
+    args = ("-o", str(out), "--database-url", seeded, "--include-all-statuses")
+    assert cli(*args, "--events-in-metadata").returncode == 0
+    for record in _records(out):
+        assert record["session_metadata"]["trajectory_events"] == record["trajectory_events"]
 
 
 @pytest.mark.parametrize(

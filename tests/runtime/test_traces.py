@@ -126,12 +126,19 @@ def test_timestamps_are_iso_text_in_the_dict():
     assert AtlasSessionTrace.from_dict(record).created_at == T0
 
 
-def test_documented_metadata_fields_sit_at_the_top_level():
+def test_documented_metadata_fields_are_copied_to_the_top_level():
     record = FULL.to_dict()
     for name in (*TOP_LEVEL_FIELDS, "personas_used", "persona_updates"):
         assert name in record, name
-        assert name not in record["session_metadata"], name
-    assert record["session_metadata"] == {"batch": "aime-2025"}
+    assert record["session_metadata"] == FULL.session_metadata
+
+
+def test_earlier_records_with_fields_only_at_the_top_read_into_metadata():
+    record = FULL.to_dict()
+    record["session_metadata"] = {"batch": "aime-2025"}
+    trace = AtlasSessionTrace.from_dict(record)
+    assert trace.learning_key == FULL.learning_key
+    assert trace.triage_dossier == FULL.triage_dossier
 
 
 def test_from_dict_puts_the_lifted_fields_back_into_metadata():
@@ -257,7 +264,8 @@ def test_traces_from_the_database_carry_the_documented_fields_at_the_top(databas
     for trace in database_traces:
         record = json.loads(json.dumps(trace.to_dict()))
         assert set(TOP_LEVEL_FIELDS) <= record.keys()
-        assert not set(TOP_LEVEL_FIELDS) & record["session_metadata"].keys()
+        for name in ("learning_key", "triage_dossier", "drift", "reward_audit"):
+            assert record["session_metadata"][name] == record[name], name
         assert record["session_id"] == trace.session_id
         assert record["review_status"] in ("pending", "approved", "quarantined")
 
@@ -316,7 +324,10 @@ def test_the_published_record_reads_into_a_trace():
 def test_the_published_record_is_written_back_with_the_same_values():
     record = AtlasSessionTrace.from_dict(SEED_RECORD).to_dict()
     for key, value in SEED_RECORD.items():
-        if key != "steps":
+        if key not in ("steps", "session_metadata"):
             assert record[key] == value, key
+    # The published fields are also in session_metadata now, where ATLAS core reads them.
+    assert record["session_metadata"]["reward_summary"] == SEED_RECORD["reward_summary"]
+    assert record["session_metadata"]["batch"] == "aime-2025"
     written_step = record["steps"][0]
     assert {k: written_step[k] for k in SEED_RECORD["steps"][0]} == SEED_RECORD["steps"][0]

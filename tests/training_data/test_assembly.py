@@ -83,8 +83,25 @@ def test_current_row_becomes_a_complete_trace():
     )
     assert trace.session_reward == REWARD
     assert trace.learning_history == {"count": 1}
-    assert trace.session_metadata == {"learning_key": "k"}
+    assert trace.session_metadata == {
+        "learning_key": "k",
+        "learning_history": {"count": 1},
+        "session_id": 1,
+        "status": "succeeded",
+        "created_at": T0.isoformat(),
+        "completed_at": T0.isoformat(),
+        "review_status": "approved",
+        "reward_stats": {"score": 0.9},
+        "reward_audit": [{"judge": "process"}],
+    }
     assert trace.load_warnings == []
+
+
+def test_stored_metadata_keys_win_over_the_row_values_added_to_it():
+    trace = _trace(_row(metadata={"status": "as-stored", "created_at": "yesterday"}))
+    assert trace.session_metadata["status"] == "as-stored"
+    assert trace.session_metadata["created_at"] == "yesterday"
+    assert trace.status == "succeeded"
 
 
 def test_json_stored_as_text_is_decoded_without_warnings():
@@ -98,7 +115,7 @@ def test_json_stored_as_text_is_decoded_without_warnings():
 def test_session_reward_falls_back_to_metadata_when_the_column_is_empty():
     trace = _trace(_row(reward=None, metadata={"session_reward": {"score": 0.4}}))
     assert trace.session_reward == {"score": 0.4}
-    assert "session_reward" not in trace.session_metadata
+    assert trace.session_metadata["session_reward"] == {"score": 0.4}
 
 
 def test_a_metadata_reward_that_differs_from_the_column_is_kept():
@@ -132,9 +149,9 @@ def test_plan_shapes(stored, plan, warned):
 )
 def test_metadata_that_is_not_an_object_is_kept_and_noted(stored):
     trace = _trace(_row(metadata=stored))
-    assert trace.session_metadata == {"legacy_value": stored}
+    assert trace.session_metadata["legacy_value"] == stored
     assert trace.load_warnings == [
-        f"session metadata is not a JSON object ({type(stored).__name__}); kept as found"
+        f"session metadata is not a JSON object ({type(stored).__name__}); kept under legacy_value"
     ]
 
 
@@ -150,7 +167,8 @@ def test_nested_events_are_flattened():
     }
     (event,) = _trace(events=[nested]).trajectory_events
     assert event["event_type"] == "TOOL_CALL"
-    assert (event["actor"], event["step_id"], event["payload"]) == ("student", 2, {"q": "x"})
+    assert (event["actor"], event["step_id"]) == ("student", 2)
+    assert event["payload"] == nested["payload"]
     assert event["timestamp"] == "1970-01-01T00:00:00+00:00"
 
 
@@ -158,7 +176,19 @@ def test_an_event_that_is_not_an_object_is_kept_under_payload():
     trace = _trace(events=[_flat(1), "just text"])
     assert trace.trajectory_events[1]["event_type"] == "unknown"
     assert trace.trajectory_events[1]["payload"] == "just text"
-    assert trace.load_warnings == ["a trajectory event is not a JSON object; kept under payload"]
+    assert trace.load_warnings == [
+        "1 trajectory event(s) are not JSON objects; kept under payload"
+    ]
+
+
+def test_an_event_that_is_not_an_object_keeps_its_row_id_and_time():
+    trace = _trace(events=[_flat(1), [7, "2026-01-01T00:00:00+00:00", [1, 2]]])
+    event = trace.trajectory_events[1]
+    assert (event["payload"], event["id"], event["created_at"]) == (
+        [1, 2],
+        7,
+        "2026-01-01T00:00:00+00:00",
+    )
 
 
 def test_events_keep_the_order_they_were_given():
@@ -176,7 +206,7 @@ def test_a_cut_event_list_reports_the_total():
 def test_events_kept_in_metadata_by_very_old_writers_are_read():
     trace = _trace(_row(metadata={"trajectory_events": [_flat(0), _flat(1)]}))
     assert [e["name"] for e in trace.trajectory_events] == ["e0", "e1"]
-    assert "trajectory_events" not in trace.session_metadata
+    assert trace.session_metadata["trajectory_events"] == [_flat(0), _flat(1)]
 
 
 def test_the_event_limit_applies_to_events_kept_in_metadata():
@@ -206,11 +236,8 @@ def test_without_learning_data_the_learning_fields_are_empty():
 def test_step_fields_come_from_metadata_evaluation_and_plan():
     (step,) = _trace(steps=[_step()]).steps
     assert (step.description, step.tool) == ("Collect", "web_search")
-    assert (step.runtime, step.artifacts, step.metadata) == (
-        12.0,
-        {"a": 1},
-        {"status": "succeeded"},
-    )
+    assert (step.runtime, step.artifacts) == (12, {"a": 1})
+    assert step.metadata == _step()["metadata"]
     assert step.reward.score == 0.7
     assert step.validation == {"valid": True}
 
@@ -240,7 +267,9 @@ def test_attempt_rows_are_merged_with_the_runtime_history():
 def test_undecodable_step_metadata_is_noted_and_the_step_kept():
     (step,) = (trace := _trace(steps=[_step(metadata="{oops")])).steps
     assert step.metadata == {"legacy_value": "{oops"}
-    assert trace.load_warnings == ["step 1 metadata is not a JSON object (str); kept as found"]
+    assert trace.load_warnings == [
+        "step 1 metadata is not a JSON object (str); kept under legacy_value"
+    ]
 
 
 def test_a_page_keeps_its_order_and_routes_children_by_session():

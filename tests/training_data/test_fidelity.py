@@ -56,7 +56,7 @@ def test_nested_events_come_out_flat(legacy_url, legacy_traces):
         for event in legacy_traces[session_id].trajectory_events:
             assert event["event_type"].isupper()  # as the nested writer spelled it
             assert event["actor"] and event["step_id"]
-            assert "event_type" not in event["payload"]
+            assert event["payload"]["event_type"] == event["event_type"]  # the original, kept
 
 
 def test_a_null_plan_is_none(legacy_url, legacy_traces):
@@ -95,8 +95,8 @@ def test_undecodable_rows_warn_and_the_rest_of_the_batch_is_returned(damaged_url
     assert [t.session_id for t in traces] == ids_where(url)
     damaged = {t.session_id: t.load_warnings for t in traces if t.load_warnings}
     assert damaged == {
-        broken: ["session metadata is not a JSON object (str); kept as found"],
-        odd: ["a trajectory event is not a JSON object; kept under payload"],
+        broken: ["session metadata is not a JSON object (str); kept under legacy_value"],
+        odd: ["1 trajectory event(s) are not JSON objects; kept under payload"],
     }
 
 
@@ -104,7 +104,7 @@ def test_undecodable_values_are_kept_as_found(damaged_url):
     url, broken, odd = damaged_url
     with pytest.warns(TraceDecodeWarning):
         trace = get_session_by_id(session_id=broken, db_url=url)
-    assert trace.session_metadata == {"legacy_value": "{broken"}
+    assert trace.session_metadata["legacy_value"] == "{broken"
     with pytest.warns(TraceDecodeWarning):
         events = get_session_by_id(session_id=odd, db_url=url).trajectory_events
     assert [e["payload"] for e in events if e["event_type"] == "unknown"] == ["tool crashed"]
