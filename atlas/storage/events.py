@@ -6,10 +6,17 @@ Events are stored flat, so ``event->>'event_type'`` works in SQL::
      "timestamp": "2026-01-01T12:00:00.000000+00:00", "step_id": 1,
      "payload": {...}, ...any further keys kept as they are}
 
-Older Atlas versions stored the interesting fields one level down, under
-``event["payload"]`` with the actor in ``payload["metadata"]``. Both the
-writer and the readers pass events through :func:`to_envelope`, so either
-shape comes out flat and nothing of the original is dropped.
+atlas-sdk and older Atlas versions stored the interesting fields one level
+down: ``event["payload"]`` holds ``event_type``, ``name``, ``event_timestamp``
+and ``metadata.actor`` / ``metadata.step_id``. Such an event is *lifted*
+without losing anything: every key it has stays exactly as stored (the whole
+original ``payload`` included) and the five envelope keys it lacks are added
+beside them, together with :data:`LIFTED_MARKER`, the list of keys that were
+added. :func:`original_event` removes them again, so the lift is invertible.
+
+The same lift is written once in SQL (``atlas_event_envelope`` in migration
+0004), which normalises stored rows in place and, through a trigger, rows
+that older writers insert later; a property test keeps the two equal.
 """
 
 from __future__ import annotations
@@ -18,14 +25,30 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-__all__ = ["ENVELOPE_KEYS", "event_timestamp", "is_nested_event", "to_envelope"]
+__all__ = [
+    "ENVELOPE_KEYS",
+    "LIFTED_KEYS",
+    "LIFTED_MARKER",
+    "event_timestamp",
+    "is_nested_event",
+    "original_event",
+    "to_envelope",
+]
 
 ENVELOPE_KEYS: tuple[str, ...] = ("event_type", "actor", "name", "timestamp", "step_id", "payload")
+# The keys a lift adds when the stored event lacks them, in this order.
+LIFTED_KEYS: tuple[str, ...] = ENVELOPE_KEYS[:5]
+# Names the keys a lift added; its presence also marks an event as already lifted.
+LIFTED_MARKER = "lifted_keys"
 
 
 def is_nested_event(event: Mapping[str, Any]) -> bool:
-    """True for the older shape, where ``event_type`` lives under ``payload``."""
-    if "event_type" in event:
+    """True for the nested shape, where ``event_type`` lives only under ``payload``.
+
+    An event that already carries :data:`LIFTED_MARKER` at the top level is not
+    lifted (again): the marker could not be added without overwriting it.
+    """
+    if "event_type" in event or LIFTED_MARKER in event:
         return False
     inner = event.get("payload")
     return isinstance(inner, Mapping) and "event_type" in inner
@@ -34,52 +57,70 @@ def is_nested_event(event: Mapping[str, Any]) -> bool:
 def to_envelope(event: Mapping[str, Any]) -> dict[str, Any]:
     """Return ``event`` as a flat envelope with all six envelope keys present.
 
+    Nested events are lifted losslessly: the result is ``event`` with every key
+    and value as stored, plus those of ``event_type`` (``payload.event_type``),
+    ``actor`` (``payload.metadata.actor``), ``name`` (``payload.name``),
+    ``timestamp`` (``payload.event_timestamp``, else ``payload.timestamp``, as
+    ISO 8601 UTC text when it is epoch seconds) and ``step_id``
+    (``payload.metadata.step_id``) that ``event`` lacks, plus
+    ``lifted_keys``, the list of the keys added. A key the event already has is
+    never overwritten.
+
     Flat events keep every key; missing envelope keys are added as ``None``
-    (``payload`` as ``{}``). Nested events are lifted: ``payload.event_type``,
-    ``payload.name``, ``payload.metadata.actor`` / ``step_id`` and
-    ``payload.event_timestamp`` move to the top, ``payload.data`` becomes the
-    payload, and every other key is kept beside them.
+    (``payload`` as ``{}``) and an epoch or datetime ``timestamp`` becomes ISO
+    text. An event lifted before (it carries ``lifted_keys``) is returned as it is.
     """
-    flat = _lift_nested(event) if is_nested_event(event) else dict(event)
+    if is_nested_event(event):
+        return _lift(event)
+    flat = dict(event)
     for key in ENVELOPE_KEYS:
         flat.setdefault(key, {} if key == "payload" else None)
-    flat["timestamp"] = _iso(flat["timestamp"])
+    if LIFTED_MARKER not in flat:
+        flat["timestamp"] = _iso(flat["timestamp"])
     return flat
 
 
-def _lift_nested(event: Mapping[str, Any]) -> dict[str, Any]:
-    inner = dict(event["payload"])
-    metadata = inner.pop("metadata", None)
-    meta = dict(metadata) if isinstance(metadata, Mapping) else {}
-    data = inner.pop("data", None)
-    flat: dict[str, Any] = {k: v for k, v in event.items() if k != "payload"}
-    timestamp = inner.pop("event_timestamp", None)
-    if timestamp is None:
-        timestamp = inner.pop("timestamp", None)
+def original_event(envelope: Mapping[str, Any]) -> dict[str, Any]:
+    """Invert a lift: ``envelope`` without the keys named by its ``lifted_keys``, nor that key.
+
+    An envelope without a ``lifted_keys`` list was never lifted and comes back
+    unchanged (as a new dict).
+    """
+    added = envelope.get(LIFTED_MARKER)
+    if not isinstance(added, list):
+        return dict(envelope)
+    dropped = {LIFTED_MARKER, *added}
+    return {key: value for key, value in envelope.items() if key not in dropped}
+
+
+def _lift(event: Mapping[str, Any]) -> dict[str, Any]:
+    inner = event["payload"]
+    metadata = inner.get("metadata")
+    meta: Mapping[str, Any] = metadata if isinstance(metadata, Mapping) else {}
+    stamp = inner.get("event_timestamp")
+    if stamp is None:
+        stamp = inner.get("timestamp")
     lifted = {
-        "event_type": inner.pop("event_type"),
-        "actor": meta.pop("actor", None),
-        "name": inner.pop("name", None),
-        "timestamp": timestamp,
-        "step_id": meta.pop("step_id", None),
+        "event_type": inner["event_type"],
+        "actor": meta.get("actor"),
+        "name": inner.get("name"),
+        "timestamp": _iso(stamp),
+        "step_id": meta.get("step_id"),
     }
-    for key, value in lifted.items():
-        # A value beside the payload (e.g. a top-level timestamp) is kept when
-        # the payload has none, rather than overwritten with None.
-        if value is not None or key not in flat:
-            flat[key] = value
-    flat["payload"] = data if data is not None else {}
-    if meta:
-        flat["metadata"] = meta
-    if metadata is not None and not isinstance(metadata, Mapping):
-        flat["metadata"] = metadata
-    for key, value in inner.items():
-        flat.setdefault(key, value)
-    return flat
+    added = [key for key in LIFTED_KEYS if key not in event]
+    envelope = dict(event)
+    envelope.update((key, lifted[key]) for key in added)
+    envelope[LIFTED_MARKER] = added
+    return envelope
 
 
 def _iso(value: Any) -> Any:
-    """Epoch seconds and datetimes become ISO 8601 UTC text; other values pass through."""
+    """Epoch seconds and datetimes become ISO 8601 UTC text; other values pass through.
+
+    Epoch seconds follow ``datetime.fromtimestamp(value, timezone.utc)``
+    (microseconds rounded half to even; years 1-9999, else the number is kept),
+    which ``atlas_epoch_iso`` in migration 0004 reproduces exactly.
+    """
     if isinstance(value, bool):
         return value
     if isinstance(value, (int, float)):

@@ -6,6 +6,11 @@ in ``atlas_schema_migrations`` with its checksum. A session-level advisory lock
 serialises concurrent upgraders, so two processes starting at once apply each
 migration exactly once.
 
+A migration may own a data step (:mod:`atlas.storage.normalise`): Python
+that rewrites stored rows in batches after the file has run. Such a migration
+is recorded only once its step has finished; an interrupted upgrade runs the
+(idempotent) file again and resumes the step where it stopped.
+
 Only writers and ``arc-atlas db upgrade`` call :func:`apply_migrations`;
 readers call :func:`check_schema`, which runs no DDL.
 """
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
@@ -22,11 +28,15 @@ import psycopg
 from psycopg import sql
 
 from atlas.errors import SchemaOutOfDate
+from atlas.storage.normalise import Progress, ProgressCallback, finish_step, normalise_events
 
 __all__ = [
+    "DEFAULT_BATCH_SIZE",
     "MIGRATIONS_TABLE",
     "AppliedMigration",
     "Migration",
+    "Progress",
+    "ProgressCallback",
     "SchemaStatus",
     "apply_migrations",
     "available_migrations",
@@ -38,6 +48,13 @@ __all__ = [
 MIGRATIONS_TABLE = "atlas_schema_migrations"
 # Arbitrary constant shared by every arc-atlas process: the advisory lock key.
 _LOCK_KEY = 0x41746C61  # "Atla"
+# Rows per transaction in a data step: large enough that round trips do not
+# dominate, small enough that each transaction holds its row locks briefly.
+DEFAULT_BATCH_SIZE = 5000
+
+DataStep = Callable[..., None]
+# Data steps by migration name (the file name without number and extension).
+_DATA_STEPS: dict[str, DataStep] = {"event_envelope": normalise_events}
 
 _CREATE_TABLE = f"""
 CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (
@@ -138,11 +155,21 @@ def status_from_rows(rows: list[tuple[object, ...]]) -> SchemaStatus:
     return SchemaStatus(applied, pending, modified)
 
 
-def apply_migrations(conn: psycopg.Connection[tuple[object, ...]]) -> tuple[Migration, ...]:
+def apply_migrations(
+    conn: psycopg.Connection[tuple[object, ...]],
+    *,
+    progress: ProgressCallback | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> tuple[Migration, ...]:
     """Apply every pending migration, each in its own transaction; return those applied.
 
     ``conn`` must be in autocommit mode. Safe to call from several processes at
     once: they queue on an advisory lock and the later ones find nothing to do.
+    A migration with a data step then rewrites rows in batches of
+    ``batch_size``, each its own transaction, calling ``progress`` with a
+    :class:`Progress` before the first batch and after each; an exception from
+    ``progress`` (or an interruption) leaves that migration pending, and the
+    next call resumes its data step after the last committed batch.
     """
     conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
     try:
@@ -150,24 +177,36 @@ def apply_migrations(conn: psycopg.Connection[tuple[object, ...]]) -> tuple[Migr
         done = []
         for migration in schema_status(conn).pending:
             started = time.perf_counter()
+            step = _DATA_STEPS.get(migration.name)
             with conn.transaction():
                 conn.execute(migration.sql.encode("utf-8"))
-                conn.execute(
-                    sql.SQL(
-                        "INSERT INTO {} (version, name, checksum, duration_ms) "
-                        "VALUES (%s, %s, %s, %s)"
-                    ).format(sql.Identifier(MIGRATIONS_TABLE)),
-                    (
-                        migration.version,
-                        migration.name,
-                        migration.checksum,
-                        int((time.perf_counter() - started) * 1000),
-                    ),
-                )
+                if step is None:
+                    _record(conn, migration, started)
+            if step is not None:
+                step(conn, migration.version, batch_size=batch_size, progress=progress)
+                with conn.transaction():
+                    finish_step(conn, migration.version)
+                    _record(conn, migration, started)
             done.append(migration)
         return tuple(done)
     finally:
         conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+
+
+def _record(
+    conn: psycopg.Connection[tuple[object, ...]], migration: Migration, started: float
+) -> None:
+    conn.execute(
+        sql.SQL(
+            "INSERT INTO {} (version, name, checksum, duration_ms) VALUES (%s, %s, %s, %s)"
+        ).format(sql.Identifier(MIGRATIONS_TABLE)),
+        (
+            migration.version,
+            migration.name,
+            migration.checksum,
+            int((time.perf_counter() - started) * 1000),
+        ),
+    )
 
 
 def check_schema(status: SchemaStatus, target: str) -> None:

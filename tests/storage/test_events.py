@@ -1,4 +1,4 @@
-"""The flat trajectory-event envelope, and lifting the older nested shape into it."""
+"""The flat trajectory-event envelope, and the lossless lift of the nested shape into it."""
 
 from __future__ import annotations
 
@@ -6,8 +6,16 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pytest
+from event_shapes import nested_events
+from hypothesis import given
 
-from atlas.storage.events import ENVELOPE_KEYS, event_timestamp, is_nested_event, to_envelope
+from atlas.storage.events import (
+    ENVELOPE_KEYS,
+    event_timestamp,
+    is_nested_event,
+    original_event,
+    to_envelope,
+)
 
 NESTED = {
     "parent_id": "root",
@@ -35,37 +43,76 @@ def test_flat_event_keeps_every_key_and_gains_missing_ones() -> None:
     }
 
 
-def test_nested_event_is_lifted() -> None:
+def test_nested_event_keeps_every_key_and_gains_the_lifted_ones() -> None:
     assert to_envelope(NESTED) == {
+        **NESTED,
         "event_type": "TOOL_END",
         "actor": "student",
         "name": "web_search",
         "timestamp": "2023-11-14T22:13:20.500000+00:00",
         "step_id": 2,
-        "payload": {"input": "q", "output": "a"},
-        "metadata": {"trace_id": "t1"},
-        "usage_info": {"tokens": 12},
-        "parent_id": "root",
+        "lifted_keys": ["event_type", "actor", "name", "timestamp", "step_id"],
     }
 
 
-def test_nested_event_keeps_a_timestamp_beside_the_payload() -> None:
-    event = {"timestamp": "2024-05-01T00:00:00+00:00", "payload": {"event_type": "x"}}
-    assert to_envelope(event)["timestamp"] == "2024-05-01T00:00:00+00:00"
+def test_lifted_key_never_overwrites_a_stored_one() -> None:
+    event = {"timestamp": 7, "name": None, "payload": {"event_type": "x", "name": "n"}}
+    envelope = to_envelope(event)
+    assert (envelope["timestamp"], envelope["name"]) == (7, None)
+    assert envelope["lifted_keys"] == ["event_type", "actor", "step_id"]
 
 
 @pytest.mark.parametrize(
-    ("inner", "key", "expected"),
+    ("payload", "key", "expected"),
     [
-        pytest.param({"timestamp": 0}, "timestamp", "1970-01-01T00:00:00+00:00", id="timestamp"),
-        pytest.param({"metadata": "old"}, "metadata", "old", id="non-mapping-metadata"),
-        pytest.param({"metadata": {"actor": "a"}}, "metadata", None, id="metadata-emptied"),
-        pytest.param({}, "payload", {}, id="no-data"),
+        pytest.param({"timestamp": 0}, "timestamp", "1970-01-01T00:00:00+00:00",
+                     id="timestamp-when-no-event-timestamp"),
+        pytest.param({"event_timestamp": None, "timestamp": 0}, "timestamp",
+                     "1970-01-01T00:00:00+00:00", id="null-event-timestamp-falls-back"),
+        pytest.param({"event_timestamp": 1.5, "timestamp": 0}, "timestamp",
+                     "1970-01-01T00:00:01.500000+00:00", id="event-timestamp-first"),
+        pytest.param({"event_timestamp": "noon"}, "timestamp", "noon", id="text-kept"),
+        pytest.param({"event_timestamp": 1e20}, "timestamp", 1e20, id="out-of-range-kept"),
+        pytest.param({"event_timestamp": True}, "timestamp", True, id="bool-kept"),
+        pytest.param({"event_timestamp": 0.0000005}, "timestamp", "1970-01-01T00:00:00+00:00",
+                     id="half-microsecond-rounds-to-even"),
+        pytest.param({"event_timestamp": -1.5}, "timestamp",
+                     "1969-12-31T23:59:58.500000+00:00", id="before-the-epoch"),
+        pytest.param({"metadata": "old", "name": "n"}, "actor", None,
+                     id="metadata-not-an-object"),
+        pytest.param({"metadata": {"step_id": [1]}}, "step_id", [1], id="step-id-as-stored"),
+        pytest.param({}, "timestamp", None, id="no-timestamp"),
     ],
-)
-def test_nested_event_details(inner: dict[str, Any], key: str, expected: Any) -> None:
-    lifted = to_envelope({"payload": {"event_type": "x", **inner}})
-    assert lifted.get(key) == expected
+)  # fmt: skip
+def test_lifted_values(payload: dict[str, Any], key: str, expected: Any) -> None:
+    assert to_envelope({"payload": {"event_type": "x", **payload}})[key] == expected
+
+
+def test_payload_stays_exactly_as_stored() -> None:
+    assert to_envelope(NESTED)["payload"] is NESTED["payload"]
+
+
+@given(nested_events)
+def test_original_event_inverts_the_lift(event: dict[str, Any]) -> None:
+    assert original_event(to_envelope(event)) == event
+
+
+@given(nested_events)
+def test_lifting_twice_changes_nothing(event: dict[str, Any]) -> None:
+    once = to_envelope(event)
+    assert to_envelope(once) == once
+
+
+def test_event_that_already_has_the_marker_is_not_lifted() -> None:
+    event = {"lifted_keys": "mine", "payload": {"event_type": "x"}}
+    assert to_envelope(event) == {
+        **event, "event_type": None, "actor": None, "name": None, "timestamp": None,
+        "step_id": None,
+    }  # fmt: skip
+
+
+def test_original_event_of_a_flat_event_is_the_event() -> None:
+    assert original_event({"event_type": "x", "k": 1}) == {"event_type": "x", "k": 1}
 
 
 def test_envelope_has_every_envelope_key() -> None:
@@ -79,6 +126,7 @@ def test_envelope_has_every_envelope_key() -> None:
         pytest.param({"event_type": "x", "payload": {"event_type": "y"}}, False, id="flat-wins"),
         pytest.param({"payload": {"data": 1}}, False, id="payload-without-type"),
         pytest.param({"payload": "text"}, False, id="payload-not-mapping"),
+        pytest.param({"lifted_keys": [], "payload": {"event_type": "y"}}, False, id="lifted"),
     ],
 )
 def test_is_nested_event(event: dict[str, Any], nested: bool) -> None:
