@@ -8,7 +8,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from atlas.config.loader import ignored_sections_message, load_config_sections
+from atlas.config.models import AtlasConfig
+from atlas.training_data.api import count_hidden_by_review_status
 from atlas.training_data.export import ExportProgress, ExportSummary, export_jsonl
+from atlas.training_data.review_gate import gate_hint
 
 __all__ = ["register", "run_export"]
 
@@ -55,20 +59,21 @@ def _progress_printer(quiet: bool) -> tuple[Callable[[ExportProgress], None] | N
     return log, None
 
 
-def _nothing_message(summary: ExportSummary) -> str:
+def _nothing_message(summary: ExportSummary, hidden: dict[str, int]) -> str:
+    """Why nothing was written; ``hidden`` counts what the gate hid, per review status."""
     where = "stdout" if summary.output == "-" else summary.output
     if summary.hidden_by_gate:
-        widen = (
-            "list more statuses with --include-status"
-            if summary.gate.source == "explicit"
-            else "widen it with --include-status pending"
+        # The per-status counts come from a second look; should they disagree
+        # (sessions written meanwhile), the way that always works is named.
+        how = (
+            gate_hint(summary.gate, hidden, cli=True)
+            if hidden
+            else "To include them, pass --include-all-statuses."
         )
         return (
             f"No sessions exported; nothing was written to {where}. The review gate "
             f"({summary.gate.describe()} only, from {summary.gate.source}) hid "
-            f"{summary.hidden_by_gate:,} matching session(s): approve them with "
-            f"`arc-atlas review approve ID...`, {widen} or --include-all-statuses, "
-            "or set ATLAS_REVIEW_REQUIRE_APPROVAL=0 for local experiments."
+            f"{summary.hidden_by_gate:,} matching session(s): {how}"
         )
     return (
         f"No sessions matched the filters; nothing was written to {where}. Check that the "
@@ -106,6 +111,20 @@ def _exporter(args: argparse.Namespace) -> tuple[Callable[..., ExportSummary], d
     }
 
 
+def reader_config(path: str | None) -> AtlasConfig | None:
+    """The ``--config`` file as readers see it: storage and runtime_safety only.
+
+    Sections arc-atlas does not know (a complete atlas-sdk config has
+    ``student``, ``prompt_rewrite``, ...) are named in one ``Warning:`` line.
+    """
+    if path is None:
+        return None
+    config, ignored = load_config_sections(path)
+    if ignored:
+        print(f"Warning: {ignored_sections_message(path, ignored)}", file=sys.stderr)
+    return config
+
+
 def run_export(args: argparse.Namespace) -> int:
     """Handler of the export command."""
     if args.include_status and args.include_all_statuses:
@@ -113,27 +132,32 @@ def run_export(args: argparse.Namespace) -> int:
 
         raise UsageError("--include-status and --include-all-statuses cannot be combined.")
     export, extra = _exporter(args)
+    config = reader_config(args.config)
+    # The selection, shared by the export and the review-gate hint's count.
+    selection: dict[str, Any] = {
+        "session_ids": args.session_id,
+        "status_filters": args.status,
+        "review_status_filters": args.include_status,
+        "include_all_review_statuses": args.include_all_statuses,
+        "min_reward": args.min_reward,
+        "max_reward": args.max_reward,
+        "learning_key": args.learning_key,
+        "created_after": args.created_after,
+        "created_before": args.created_before,
+    }
     on_progress, bar = _progress_printer(args.quiet)
     try:
         summary = export(
             args.output,
             args.database_url,
-            config=args.config,
+            config=config,
             batch_size=args.batch_size,
             on_progress=on_progress,
             **extra,
-            session_ids=args.session_id,
+            **selection,
             limit=args.limit,
             offset=args.offset,
-            status_filters=args.status,
-            review_status_filters=args.include_status,
-            include_all_review_statuses=args.include_all_statuses,
             trajectory_event_limit=args.trajectory_event_limit,
-            min_reward=args.min_reward,
-            max_reward=args.max_reward,
-            learning_key=args.learning_key,
-            created_after=args.created_after,
-            created_before=args.created_before,
         )
     finally:
         if bar is not None:
@@ -146,7 +170,12 @@ def run_export(args: argparse.Namespace) -> int:
         )
     records = getattr(summary, "records", summary.sessions)
     if summary.sessions == 0:
-        print(_nothing_message(summary), file=sys.stderr)
+        hidden = (
+            count_hidden_by_review_status(args.database_url, config=config, **selection)
+            if summary.hidden_by_gate
+            else {}
+        )
+        print(_nothing_message(summary, hidden), file=sys.stderr)
         return EXIT_NOTHING
     if records == 0:
         print(
@@ -204,12 +233,13 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--status", action="append", metavar="STATUS",
-        help="runtime status: succeeded, failed, running (repeatable)",
+        help="runtime status: succeeded, failed, running, in any case (repeatable)",
     )  # fmt: skip
     parser.add_argument(
         "--include-status", action="append", metavar="REVIEW_STATUS",
-        help="review status to export: approved, pending, quarantined (repeatable; default: "
-        "runtime_safety.review.default_export_statuses, i.e. approved)",
+        help="review status to export: approved, pending, quarantined or all, in any case "
+        "(repeatable; replaces the default: ATLAS_REVIEW_DEFAULT_EXPORT_STATUSES, "
+        "runtime_safety.review.default_export_statuses, else approved)",
     )  # fmt: skip
     parser.add_argument(
         "--include-all-statuses", action="store_true",

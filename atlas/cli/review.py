@@ -10,6 +10,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from atlas.cli.export_cmd import reader_config
+from atlas.config.models import parse_review_statuses
 from atlas.storage.connection import connect, translate_errors
 from atlas.storage.database import prepare, resolve_settings
 from atlas.training_data.filters import SessionFilters
@@ -29,7 +31,10 @@ def _table(rows: list[ReviewRow], title: str) -> Table:
         task = row.task if len(row.task) <= 60 else row.task[:57] + "..."
         table.add_row(
             str(row.session_id),
-            row.created_at.strftime("%Y-%m-%d %H:%M"),
+            # Text when the stored time is outside Python's range ("infinity").
+            row.created_at
+            if isinstance(row.created_at, str)
+            else row.created_at.strftime("%Y-%m-%d %H:%M"),
             row.status,
             row.review_status,
             reward,
@@ -41,14 +46,19 @@ def _table(rows: list[ReviewRow], title: str) -> Table:
 
 
 def _connect(args: argparse.Namespace) -> Any:
-    settings = resolve_settings(args.database_url, config_path=args.config)
+    settings = resolve_settings(args.database_url, config=reader_config(args.config))
     prepare(settings, migrate=False)
     return settings
 
 
+def _statuses(values: list[str] | None, flag: str) -> tuple[str, ...] | None:
+    """Review statuses of a flag, trimmed and lowercased; None = all (``all``, ``*``)."""
+    return parse_review_statuses(values, flag) if values else None
+
+
 def _list(args: argparse.Namespace) -> int:
+    statuses = _statuses(args.status or ["pending"], "--status")
     settings = _connect(args)
-    statuses = None if args.status == ["all"] else (args.status or ["pending"])
     with connect(settings) as conn, translate_errors(settings.display_url):
         rows = list_sessions_for_review(conn, statuses, args.limit)
     title = f"{len(rows)} session(s), review status: {', '.join(statuses or ['any'])}"
@@ -73,7 +83,7 @@ def _change(new_status: str) -> Callable[[argparse.Namespace], int]:
                 new_status,
                 session_ids=args.ids or None,
                 filters=filters,
-                from_statuses=args.from_status,
+                from_statuses=_statuses(args.from_status, "--from-status"),
                 note=args.note,
                 reviewer=args.reviewer,
                 dry_run=args.dry_run,
@@ -104,7 +114,7 @@ def register(
     add_connection_options(listing)
     listing.add_argument(
         "--status", action="append", metavar="REVIEW_STATUS",
-        help="pending, approved, quarantined or all (repeatable; default pending)",
+        help="pending, approved, quarantined or all, in any case (repeatable; default pending)",
     )  # fmt: skip
     listing.add_argument("--limit", type=int, default=50, metavar="N", help="default 50")
     listing.set_defaults(handler=_list)
@@ -128,7 +138,7 @@ def register(
         parser.add_argument("--status", action="append", metavar="STATUS", help="runtime status")
         parser.add_argument(
             "--from-status", action="append", metavar="REVIEW_STATUS",
-            help="only sessions currently in this review status (repeatable)",
+            help="only sessions currently in this review status, in any case (repeatable)",
         )  # fmt: skip
         parser.add_argument("--created-after", metavar="WHEN")
         parser.add_argument("--created-before", metavar="WHEN")

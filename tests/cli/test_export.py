@@ -197,12 +197,13 @@ def test_nothing_matched_exits_1_with_gate_hint(cli, db_url, tmp_path):
     assert not out.exists()
 
 
-def test_require_approval_off_exports_everything(cli, seeded, tmp_path):
+def test_require_approval_off_exports_approved_and_pending(cli, seeded, tmp_path):
     out = tmp_path / "all.jsonl"
     result = cli("--database-url", seeded, "-o", str(out),
                  env={"ATLAS_REVIEW_REQUIRE_APPROVAL": "0"})  # fmt: skip
     assert result.returncode == 0
-    assert len(_records(out)) == 40
+    expected = _ids(seeded, "review_status IN ('approved', 'pending')")
+    assert [r["session_id"] for r in _records(out)] == expected
 
 
 def test_unwritable_output_is_reported_before_any_query(cli, tmp_path):
