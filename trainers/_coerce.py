@@ -10,8 +10,14 @@ differ in known ways, all accepted here:
 - ``context``, ``tool_params`` and other objects stored as JSON strings;
 - ``id`` instead of ``step_id``; ``attempts`` as a list of attempt records;
 - events, status and timestamps inside ``session_metadata``;
-- trajectory events in the older nested shape;
+- trajectory events in the older nested shape, or as rows (``{"id", "event",
+  "created_at"}``, as atlas-sdk's exporter writes them);
+- a step reward as atlas-sdk's exporter writes it (the stored reward under ``raw``);
 - missing optional fields of every kind.
+
+Nothing is dropped: ``session_metadata`` stays as written (events in it move
+to ``trajectory_events`` when the record has none there), and what cannot be
+read is kept and named in ``load_warnings``.
 """
 
 from __future__ import annotations
@@ -21,8 +27,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from atlas.runtime.traces import AtlasRewardBreakdown, AtlasSessionTrace, AtlasStepTrace
-from atlas.storage.events import to_envelope
 from atlas.storage.jsonenc import loads_lenient
+from atlas.training_data.assembly import normalise_events
 
 __all__ = ["coerce_session", "coerce_step"]
 
@@ -32,10 +38,11 @@ _STEP_KEYS = {
     "attempts", "guidance", "context", "prior_results", "tool", "tool_params", "runtime",
     "depends_on", "artifacts", "deliverable", "metadata", "attempt_history",
 }  # fmt: skip
-# Fields older exporters nested in session_metadata that are top-level now.
-_LIFTED_FROM_METADATA = (
-    "trajectory_events", "status", "review_status", "review_notes", "created_at",
-    "completed_at", "session_id", "adaptive_summary", "learning_history",
+# Fields older exporters kept only in session_metadata that are top-level fields
+# now; they are copied up (and stay in session_metadata).
+_COPIED_FROM_METADATA = (
+    "status", "review_status", "review_notes", "created_at", "completed_at", "session_id",
+    "adaptive_summary", "learning_history", "reward_stats", "reward_audit",
 )  # fmt: skip
 
 
@@ -48,25 +55,32 @@ def _reward(value: Any) -> AtlasRewardBreakdown:
     value = loads_lenient(value)
     if isinstance(value, Mapping) and "reward" in value and "score" not in value:
         value = value["reward"]  # an evaluation {"reward": ..., "validation": ...}
+    if isinstance(value, Mapping) and isinstance(value.get("raw"), Mapping):
+        # atlas-sdk's exporter: defaults filled in, the reward as stored under "raw".
+        value = value["raw"]
     if isinstance(value, (Mapping, int, float)) and not isinstance(value, bool):
         return AtlasRewardBreakdown.from_dict(value)
     return AtlasRewardBreakdown()
 
 
-def _moment(value: Any, warnings: list[str], name: str) -> datetime | None:
+def _moment(value: Any, warnings: list[str], name: str) -> Any:
+    """A timestamp as an aware datetime; anything unreadable is kept as it is, with a warning."""
     if value is None or isinstance(value, datetime):
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value, tz=timezone.utc)
-    if isinstance(value, str):
+        try:
+            return datetime.fromtimestamp(value, tz=timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            pass
+    elif isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
-            warnings.append(f"{name} {value!r} is not a timestamp")
-            return None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-    warnings.append(f"{name} has an unexpected type {type(value).__name__}")
-    return None
+            pass
+        else:
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    warnings.append(f"{name} {value!r} is not a timestamp Python can hold; kept as found")
+    return value
 
 
 def coerce_step(data: Mapping[str, Any], index: int) -> AtlasStepTrace:
@@ -105,9 +119,7 @@ def coerce_step(data: Mapping[str, Any], index: int) -> AtlasStepTrace:
         metadata={**extra, **metadata},
         artifacts=_object(data.get("artifacts")),
         deliverable=loads_lenient(data.get("deliverable")),
-        runtime=float(runtime)
-        if isinstance(runtime, (int, float)) and not isinstance(runtime, bool)
-        else None,
+        runtime=runtime,
         depends_on=list(depends_on) if isinstance(depends_on, list) else [],
         attempt_history=[h if isinstance(h, dict) else {"value": h} for h in history]
         if isinstance(history, list)
@@ -125,27 +137,37 @@ def coerce_session(record: Mapping[str, Any]) -> AtlasSessionTrace:
         return AtlasSessionTrace.from_dict(record)
     warnings: list[str] = []
     metadata = dict(_object(record.get("session_metadata")) or {})
-    lifted = {k: metadata.pop(k) for k in _LIFTED_FROM_METADATA if k in metadata}
-    merged: dict[str, Any] = {**lifted, **{k: v for k, v in record.items() if v is not None}}
+    copied = {k: metadata[k] for k in _COPIED_FROM_METADATA if k in metadata}
+    merged: dict[str, Any] = {**copied, **{k: v for k, v in record.items() if v is not None}}
+    if "trajectory_events" not in merged and "trajectory_events" in metadata:
+        # Older exporters wrote the events only into session_metadata.
+        merged["trajectory_events"] = metadata.pop("trajectory_events")
+    elif "trajectory_events" in metadata and metadata["trajectory_events"] == merged.get(
+        "trajectory_events"
+    ):
+        del metadata["trajectory_events"]  # atlas-sdk wrote them twice: keep them once
     reward = loads_lenient(merged.get("session_reward", merged.get("reward")))
     if isinstance(reward, (int, float)) and not isinstance(reward, bool):
         reward = {"score": float(reward)}
+    elif reward is not None and not isinstance(reward, dict):
+        warnings.append("session_reward is not a JSON object; kept under legacy_value")
+        reward = {"legacy_value": reward}
     events = loads_lenient(merged.get("trajectory_events")) or []
-    envelopes = (
-        [to_envelope(e) for e in events if isinstance(e, Mapping)]
-        if isinstance(events, list)
-        else []
-    )
-    if isinstance(events, list) and len(envelopes) != len(events):
-        warnings.append("some trajectory events were not JSON objects and were dropped")
+    if not isinstance(events, list):
+        warnings.append("trajectory_events is not a list; kept as one event")
+        events = [events]
+    envelopes = normalise_events(events, warnings)
     known = {f for f in AtlasSessionTrace.__dataclass_fields__} | {"reward", "id"}
     for key, value in merged.items():
         if key not in known and key not in AtlasSessionTrace.DERIVED:
             metadata.setdefault(key, value)
     for key in AtlasSessionTrace.DERIVED:
         if key in merged:
-            metadata[key] = merged[key]
+            metadata.setdefault(key, merged[key])
     steps = merged.get("steps")
+    if isinstance(steps, list) and not all(isinstance(step, Mapping) for step in steps):
+        warnings.append("some steps are not JSON objects; kept in session_metadata.steps_raw")
+        metadata.setdefault("steps_raw", [step for step in steps if not isinstance(step, Mapping)])
     plan = loads_lenient(merged.get("plan"))
     session_id = merged.get("session_id", merged.get("id"))
     return AtlasSessionTrace(

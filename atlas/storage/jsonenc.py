@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
+import math
 import re
 from collections.abc import Mapping
 from pathlib import PurePath
@@ -18,6 +20,8 @@ from typing import Any
 import orjson
 
 __all__ = ["clean_text", "dumps", "loads_lenient"]
+
+logger = logging.getLogger(__name__)
 
 _OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 # An escaped NUL preceded by an even number of backslashes is a real NUL
@@ -45,14 +49,44 @@ def _default(value: Any) -> Any:
     return str(value)
 
 
+def _has_non_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(map(_has_non_finite, value.values()))
+    if isinstance(value, (list, tuple)):
+        return any(map(_has_non_finite, value))
+    return False
+
+
+def _spelled(value: Any) -> Any:
+    """``value`` with NaN and the infinities as the text Python's json module writes for them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {k: _spelled(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_spelled(v) for v in value]
+    return value
+
+
 def dumps(value: Any) -> str:
-    """Encode ``value`` as JSON text that PostgreSQL's ``jsonb`` accepts."""
+    """Encode ``value`` as JSON text that PostgreSQL's ``jsonb`` accepts.
+
+    JSON has no NaN or infinity, and orjson would write ``null`` for them,
+    losing the value without a word; they are stored as the text ``"NaN"``,
+    ``"Infinity"``, ``"-Infinity"`` instead, and a warning is logged.
+    """
     try:
         data = orjson.dumps(value, default=_default, option=_OPTIONS)
     except TypeError:
         # orjson rejects integers beyond 64 bits (uuid.int, big counters); the
         # standard library takes them, and jsonb stores them as numeric.
-        data = json.dumps(value, default=_default, ensure_ascii=False).encode("utf-8")
+        data = json.dumps(_spelled(value), default=_default, ensure_ascii=False).encode("utf-8")
+    if b"null" in data and _has_non_finite(value):
+        # Only values that wrote a null can hold a NaN: the walk is rare.
+        logger.warning("NaN or infinite number(s) stored as text (JSON cannot hold them)")
+        data = orjson.dumps(_spelled(value), default=_default, option=_OPTIONS)
     if b"\\u0000" in data:
         data = _ESCAPED_NUL.sub(rb"\1\\ufffd", data)
     return data.decode("utf-8")

@@ -30,6 +30,7 @@ __all__ = [
     "assemble_record",
     "assemble_records",
     "assemble_trace",
+    "normalise_events",
     "with_row_fields",
 ]
 
@@ -253,8 +254,30 @@ def with_row_fields(event: dict[str, Any], row_id: Any, created_at: Any) -> dict
     return event
 
 
-def _events(raw: Iterable[Any], warnings: list[str]) -> list[Any]:
-    """Events as fetched (objects, or ``[id, created_at, value]`` for others) as envelopes."""
+# An event as a trajectory_events row ({"id", "event", "created_at"}), the way
+# atlas-sdk's Database returns it and its exporter writes it (the exporter may
+# add copies of the event's type, name and actor beside it).
+_ROW_SHAPE = frozenset({"id", "event", "created_at", "type", "event_type", "name", "actor"})
+
+
+def _unwrap_row(value: Mapping[str, Any]) -> tuple[Any, tuple[Any, Any] | None]:
+    """``(event, (id, created_at))`` for an event given as its row; ``(value, None)`` otherwise."""
+    inner = value.get("event")
+    if "event" in value and value.keys() <= _ROW_SHAPE:
+        inner = loads_lenient(inner)
+        if isinstance(inner, Mapping):
+            return inner, (value.get("id"), value.get("created_at"))
+    return value, None
+
+
+def normalise_events(raw: Iterable[Any], warnings: list[str]) -> list[Any]:
+    """Events as flat envelopes, whatever shape they come in; nothing is dropped.
+
+    Accepts stored events (flat or nested), events as rows (``{"id", "event",
+    "created_at"}``, atlas-sdk's shape) and what the page query sends for a
+    stored value that is not an object (``[id, created_at, value]``); such a
+    value is kept under ``payload`` of an ``unknown`` event, with a warning.
+    """
     events: list[Any] = []
     odd = 0
     for value in raw:
@@ -264,6 +287,7 @@ def _events(raw: Iterable[Any], warnings: list[str]) -> list[Any]:
             row, value = (value[0], value[1]), value[2]
         decoded = loads_lenient(value)
         if isinstance(decoded, Mapping):
+            decoded, row = _unwrap_row(decoded) if row is None else (decoded, row)
             envelope = to_envelope(decoded)
         else:
             odd += 1
@@ -292,7 +316,7 @@ class EventBlock:
             return []
         events = orjson.loads(self.raw)
         # Complete flat envelopes (checked by the server) need no normalising.
-        return events if self.all_flat else _events(events, warnings)
+        return events if self.all_flat else normalise_events(events, warnings)
 
 
 def _moment(value: Any, name: str, warnings: list[str]) -> Any:
@@ -395,7 +419,7 @@ def assemble_record(
             trajectory = events.decoded(warnings)
             kept = len(trajectory)
     else:
-        trajectory = _events(events, warnings) if events is not None else []
+        trajectory = normalise_events(events, warnings) if events is not None else []
         kept = len(trajectory)
     total = event_total if event_total is not None else kept
     if events is not None and not kept and isinstance(metadata.get("trajectory_events"), list):
@@ -404,7 +428,7 @@ def assemble_record(
         stored = metadata["trajectory_events"]
         total = len(stored)
         limit = options.trajectory_event_limit
-        trajectory = _events(stored if limit is None else stored[:limit], warnings)
+        trajectory = normalise_events(stored if limit is None else stored[:limit], warnings)
         kept = len(trajectory)
     created_at = _moment(row.get("created_at"), "created_at", warnings)
     completed_at = _moment(row.get("completed_at"), "completed_at", warnings)

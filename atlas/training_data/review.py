@@ -30,7 +30,7 @@ class ReviewRow:
     """One line of the review table."""
 
     session_id: int
-    created_at: datetime
+    created_at: datetime | str  # text when outside Python's range ("infinity", BC)
     status: str
     review_status: str
     reward: float | None

@@ -79,3 +79,17 @@ def test_loads_lenient(value: Any, expected: Any) -> None:
 )
 def test_clean_text(value: str | None, expected: str | None) -> None:
     assert clean_text(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "stored"),
+    [
+        pytest.param(float("nan"), "NaN", id="nan"),
+        pytest.param(float("inf"), "Infinity", id="inf"),
+        pytest.param(float("-inf"), "-Infinity", id="minus-inf"),
+    ],
+)
+def test_non_finite_numbers_are_kept_as_text(value, stored, caplog):
+    encoded = json.loads(dumps({"a": [1.5, {"b": value}], "c": None}))
+    assert encoded == {"a": [1.5, {"b": stored}], "c": None}
+    assert "NaN or infinite" in caplog.text

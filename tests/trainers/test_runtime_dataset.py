@@ -219,3 +219,72 @@ def test_rl_records_stream_from_a_generator(exported):
 def test_reward_scores_in_step_order(tmp_path):
     session = _load_one(tmp_path, OLD_RECORD)
     assert list(iter_reward_scores([session])) == [0.9, 0.7]
+
+
+# A record as atlas-sdk 0.1.16's exporter writes it (shape only; values are ours).
+SDK_RECORD = {
+    "task": "t",
+    "final_answer": "a",
+    "plan": {"steps": [{"id": 1, "description": "d", "depends_on": []}]},
+    "steps": [
+        {
+            "step_id": 1,
+            "description": "d",
+            "trace": "tr",
+            "output": "o",
+            "reward": {
+                "score": 0.0,
+                "judges": [],
+                "rationale": None,
+                "raw": {"score": "high", "note": "kept"},
+            },
+            "context": {"prior_results": {}, "prior_results_text": {}},
+            "runtime": {"reward_skipped": False, "timings_ms": {"execute": 3}},
+            "attempts": 1,
+            "metadata": {"runtime": {"reward_skipped": False, "timings_ms": {"execute": 3}}},
+        }
+    ],
+    "session_metadata": {
+        "learning_key": "k",
+        "session_id": 7,
+        "status": "succeeded",
+        "created_at": "2026-01-01T00:00:00+00:00",
+        "trajectory_events": [
+            {
+                "id": 11,
+                "event": {
+                    "parent_id": "root",
+                    "payload": {
+                        "event_type": "TOOL_START",
+                        "event_timestamp": 0,
+                        "name": "search",
+                        "metadata": {"actor": "student", "step_id": 1},
+                    },
+                },
+                "created_at": "2026-01-01T00:00:01+00:00",
+            }
+        ],
+    },
+    "learning_key": "k",
+}
+SDK_RECORD["trajectory_events"] = SDK_RECORD["session_metadata"]["trajectory_events"]
+
+
+def test_an_atlas_sdk_record_reads_with_every_field(tmp_path):
+    path = tmp_path / "sdk.jsonl"
+    path.write_text(json.dumps(SDK_RECORD) + "\n")
+    (trace,) = load_runtime_traces(path)
+    (event,) = trace.trajectory_events
+    assert (event["event_type"], event["actor"], event["name"], event["step_id"]) == (
+        "TOOL_START",
+        "student",
+        "search",
+        1,
+    )
+    assert (event["id"], event["created_at"]) == (11, "2026-01-01T00:00:01+00:00")
+    assert event["timestamp"] == "1970-01-01T00:00:00+00:00"
+    assert "trajectory_events" not in trace.session_metadata  # written once
+    assert (trace.session_id, trace.status, trace.learning_key) == (7, "succeeded", "k")
+    step = trace.steps[0]
+    assert step.runtime == {"reward_skipped": False, "timings_ms": {"execute": 3}}
+    assert (step.reward.score, step.reward.extra) == (None, {"score_raw": "high", "note": "kept"})
