@@ -68,7 +68,11 @@ def _connection_options(parser: argparse.ArgumentParser, *, top_level: bool) -> 
         "or the embedded database)",
     )
     parser.add_argument(
-        "--config", metavar="FILE", default=default, help="arc-atlas YAML configuration file"
+        "--config",
+        metavar="FILE",
+        default=default,
+        help="YAML configuration file (arc-atlas's or a complete atlas-sdk one: export and "
+        "review read only its storage and runtime_safety sections)",
     )
 
 
