@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -24,6 +25,7 @@ from atlas.storage import (
     stop_embedded,
 )
 from atlas.storage.connection import ConnectionSettings, connect, translate_errors
+from atlas.storage.migrate import DEFAULT_BATCH_SIZE, Progress
 from atlas.storage.synthetic import SHAPES, seed_sessions
 from atlas.storage.synthetic_sdk import create_atlas_sdk_schema
 
@@ -68,7 +70,36 @@ def _settings(args: argparse.Namespace) -> ConnectionSettings:
     )
 
 
+class _ProgressLine:
+    """Renders an upgrade's data-step progress on stderr.
+
+    On a terminal one line is rewritten in place; otherwise a line is printed
+    at the start, every ``interval`` seconds and at the end, so a log stays short.
+    """
+
+    def __init__(self, interval: float = 5.0) -> None:
+        self._tty = sys.stderr.isatty()
+        self._interval = interval
+        self._last: float | None = None
+
+    def __call__(self, p: Progress) -> None:
+        if p.total == 0:
+            return  # nothing stored: say nothing
+        text = f"{p.task}: {p.done:,}/{p.total:,} ({p.changed:,} rewritten)"
+        now = time.monotonic()
+        final = p.done >= p.total
+        if self._tty:
+            print(f"\r{text}", end="\n" if final else "", file=sys.stderr, flush=True)
+        elif final or self._last is None or now - self._last >= self._interval:
+            print(text, file=sys.stderr, flush=True)
+        else:
+            return
+        self._last = now
+
+
 def _upgrade(args: argparse.Namespace) -> int:
+    if args.batch_size < 1:
+        raise InvalidFilter("--batch-size must be at least 1.")
     settings = _settings(args)
     with connect(settings) as conn, translate_errors(settings.display_url):
         if args.dry_run:
@@ -78,7 +109,7 @@ def _upgrade(args: argparse.Namespace) -> int:
             if not pending:
                 print(f"{settings.display_url} is up to date.")
             return 0
-        applied = apply_migrations(conn)
+        applied = apply_migrations(conn, progress=_ProgressLine(), batch_size=args.batch_size)
     for m in applied:
         print(f"applied {m.version:04d} {m.name}")
     latest = available_migrations()[-1].version
@@ -234,6 +265,13 @@ def register(
 
     upgrade = command("upgrade", _upgrade, "apply pending schema migrations")
     upgrade.add_argument("--dry-run", action="store_true", help="list pending migrations only")
+    upgrade.add_argument(
+        "--batch-size",
+        type=int,
+        default=DEFAULT_BATCH_SIZE,
+        metavar="N",
+        help=f"rows per transaction when rewriting stored rows (default {DEFAULT_BATCH_SIZE})",
+    )
     command("status", _status, "show the server, schema version and table sizes")
     url = command("url", _url, "print the database URL in use (password masked)")
     url.add_argument("--show-password", action="store_true", help="print the password too")

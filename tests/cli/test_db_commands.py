@@ -10,7 +10,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from atlas.storage.migrate import available_migrations
 from atlas.storage.urls import mask_url
+
+LATEST = available_migrations()[-1].version
 
 
 def _scalar(url: str, query: str) -> object:
@@ -24,7 +27,7 @@ def test_upgrade_creates_schema_and_reports_it(cli, empty_db_url):
     result = cli("db", "upgrade", "--database-url", empty_db_url)
     assert result.returncode == 0, result.stderr
     assert "applied 0001 tables" in result.stdout
-    assert _scalar(empty_db_url, "SELECT count(*) FROM atlas_schema_migrations") == 3
+    assert _scalar(empty_db_url, "SELECT count(*) FROM atlas_schema_migrations") == LATEST
 
 
 def test_upgrade_dry_run_changes_nothing(cli, empty_db_url):
@@ -38,14 +41,14 @@ def test_second_upgrade_applies_nothing(cli, db_url):
     result = cli("db", "upgrade", "--database-url", db_url)
     assert result.returncode == 0
     assert "applied" not in result.stdout
-    assert "is at schema version 3" in result.stdout
+    assert f"is at schema version {LATEST}" in result.stdout
 
 
 def test_status_shows_schema_and_counts(cli, db_url):
     assert cli("db", "seed-demo", "--sessions", "12", "--database-url", db_url).returncode == 0
     result = cli("db", "status", "--database-url", db_url)
     assert result.returncode == 0, result.stderr
-    assert "version 3, up to date" in result.stdout
+    assert f"version {LATEST}, up to date" in result.stdout
     assert "PostgreSQL" in result.stdout
     sessions_line = next(line for line in result.stdout.splitlines() if "│ sessions " in line)
     assert "│ 12 " in sessions_line
