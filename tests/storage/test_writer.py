@@ -194,20 +194,17 @@ def test_step_of_an_unknown_session_writes_nothing(
 
 def test_events_are_stored_flat_in_order(writer: Any, db: psycopg.Connection[Any]) -> None:
     sid = writer.create_session("t")
+    nested = {
+        "payload": {
+            "event_type": "tool_call",
+            "name": "search",
+            "event_timestamp": (T0 + timedelta(seconds=1)).timestamp(),
+            "metadata": {"actor": "student", "step_id": 1},
+            "data": {"q": "x"},
+        }
+    }
     writer.append_events(
-        sid,
-        [
-            {"event_type": "plan", "actor": "teacher", "timestamp": T0.isoformat()},
-            {
-                "payload": {
-                    "event_type": "tool_call",
-                    "name": "search",
-                    "event_timestamp": (T0 + timedelta(seconds=1)).timestamp(),
-                    "metadata": {"actor": "student", "step_id": 1},
-                    "data": {"q": "x"},
-                }
-            },
-        ],
+        sid, [{"event_type": "plan", "actor": "teacher", "timestamp": T0.isoformat()}, nested]
     )
     writer.append_events(sid, [{"event_type": "reward", "timestamp": "2025-03-01T12:00:02Z"}])
     stored = rows(db, "SELECT event, created_at FROM trajectory_events ORDER BY id")
@@ -217,12 +214,13 @@ def test_events_are_stored_flat_in_order(writer: Any, db: psycopg.Connection[Any
         ("reward", T0 + timedelta(seconds=2)),
     ]
     assert stored[1]["event"] == {
+        **nested,
         "event_type": "tool_call",
         "actor": "student",
         "name": "search",
         "timestamp": "2025-03-01T12:00:01+00:00",
         "step_id": 1,
-        "payload": {"q": "x"},
+        "lifted_keys": ["event_type", "actor", "name", "timestamp", "step_id"],
     }
 
 

@@ -159,7 +159,7 @@ def test_append_events_keeps_order_and_timestamps() -> None:
         pytest.param({"score": "n/a", "n": 2}, {"n": 2, "score_raw": "n/a"}, id="text"),
         pytest.param({"score": True}, {"score_raw": True}, id="bool"),
         pytest.param({"score": "NaN"}, {"score_raw": "NaN"}, id="nan-text"),
-        pytest.param({"score": float("inf")}, {"score_raw": None}, id="infinity"),
+        pytest.param({"score": float("inf")}, {"score_raw": "Infinity"}, id="infinity"),
         pytest.param({"score": [1]}, {"score_raw": [1]}, id="list"),
         pytest.param({"score": None}, {"score": None}, id="null"),
         pytest.param({"mean": 1}, {"mean": 1}, id="no-score"),
