@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from atlas.config.models import REVIEW_STATUSES
 from atlas.errors import InvalidFilter
 from atlas.storage.events import event_timestamp, to_envelope
 from atlas.storage.jsonenc import clean_text, dumps
 
 __all__ = [
-    "REVIEW_STATUSES",
     "SESSION_STATUSES",
     "AttemptRecord",
     "Statement",
@@ -41,7 +41,6 @@ __all__ = [
 ]
 
 SESSION_STATUSES: tuple[str, ...] = ("running", "succeeded", "failed")
-REVIEW_STATUSES: tuple[str, ...] = ("pending", "approved", "quarantined")
 
 
 @dataclass(frozen=True)

@@ -100,8 +100,9 @@ def _plan_steps(plan: dict[str, Any] | None) -> dict[Any, Mapping[str, Any]]:
     for spec in steps if isinstance(steps, list) else ():
         if isinstance(spec, Mapping):
             key = spec.get("id", spec.get("step_id"))
-            found[key] = spec
-            found[str(key)] = spec
+            if isinstance(key, (int, str)):  # an id stored as a list or object matches no step
+                found[key] = spec
+                found[str(key)] = spec
     return found
 
 

@@ -16,9 +16,10 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from atlas.config.models import REVIEW_STATUSES
 from atlas.errors import InvalidFilter
 from atlas.storage.writer import run_op
-from atlas.storage.writes import REVIEW_STATUSES, set_review_status
+from atlas.storage.writes import set_review_status
 from atlas.training_data.filters import SessionFilters, where_clause
 from atlas.training_data.review_gate import ReviewGate
 
