@@ -6,6 +6,7 @@ Each spec says what ``sdk_driver.py write`` hands to the sdk's ``Database``:
 results (``StepResult``: trace, output, evaluation, attempts, metadata),
 attempts and guidance per step, ``IntermediateStep`` events, the session
 reward with its stats and audit, learning notes, final status and review.
+A key left out of a spec is not written (the third session is sparse).
 Tasks are unique, so a session can be found by task in any export.
 """
 
@@ -301,6 +302,28 @@ def _session_two() -> dict[str, Any]:
     }
 
 
+def _session_three() -> dict[str, Any]:
+    """A run still going: no metadata, reward, learning, events or final answer yet."""
+    return {
+        "task": "Interop: a run that is still going",
+        "plan": {"steps": [{"id": 1, "description": "Start"}]},
+        "steps": [
+            {
+                "step_id": 1,
+                "trace": "",
+                "output": "",
+                "evaluation": {"validation": {}, "reward": {"score": 0.0}},
+                "metadata": {},
+            }
+        ],
+    }
+
+
 def sessions() -> list[dict[str, Any]]:
-    """Fresh copies of every session spec the tier writes."""
-    return [_session_one(), _session_two()]
+    """Fresh copies of every session spec the tier writes: two complete runs, one sparse."""
+    return [_session_one(), _session_two(), _session_three()]
+
+
+def complete(specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The specs of finished runs, which write every field."""
+    return [spec for spec in specs if "metadata" in spec]

@@ -15,8 +15,17 @@ from interop_compare import missing
 
 
 def stored_reward(reward: dict[str, Any]) -> dict[str, Any]:
-    """A reward as the sdk stores it: its breakdown's ``to_dict()`` adds the input as ``raw``."""
-    return {**reward, "raw": reward}
+    """A reward as the sdk stores it: its breakdown's ``to_dict()``.
+
+    That fills ``rationale`` (null) and ``judges`` ([]) when absent and adds
+    the input as ``raw``; the specs' judges already carry every judge field.
+    """
+    return {
+        "score": reward.get("score", 0.0),
+        "rationale": reward.get("rationale"),
+        "judges": reward.get("judges", []),
+        "raw": reward,
+    }
 
 
 def _leaves(value: Any) -> list[Any]:
@@ -68,45 +77,47 @@ def _lost_step(record: dict[str, Any], spec: dict[str, Any], step: dict[str, Any
     expected = {
         "trace": step["trace"],
         "output": step["output"],
-        "attempts": step["attempts"],
+        "attempts": step.get("attempts", 1),  # StepResult's default
         "reward": stored_reward(step["evaluation"]["reward"]),
         "validation": step["evaluation"]["validation"],
         "metadata": meta,
-        "runtime": meta["runtime"],
-        "artifacts": meta["artifacts"],
-        "deliverable": meta["deliverable"],
-        "guidance": spec["guidance"][str(step_id)],
+        "guidance": spec.get("guidance", {}).get(str(step_id), []),
         "description": plan_step["description"],
-        "tool": plan_step["tool"],
-        "depends_on": plan_step["depends_on"],
+        "depends_on": plan_step.get("depends_on", []),  # Step's default
+        **{key: meta[key] for key in ("runtime", "artifacts", "deliverable") if key in meta},
+        **{key: plan_step[key] for key in ("tool", "tool_params") if plan_step.get(key)},
     }
-    if plan_step["tool_params"] is not None:
-        expected["tool_params"] = plan_step["tool_params"]
     lost = [f"{where}.{p}" for p in missing(expected, record)]
     history = record.get("attempt_history") or []
-    for row in spec["attempts"][str(step_id)]:
+    for row in spec.get("attempts", {}).get(str(step_id), []):
         entries = [h for h in history if isinstance(h, dict) and h.get("attempt") == row["attempt"]]
         if not any(not missing(row, entry) for entry in entries):
             lost.append(f"{where}.attempt_history: step_attempts row {row!r} not found")
     return lost
 
 
+# Spec key -> record key, for the session's own columns and metadata.
+SESSION_FIELDS = {
+    "task": "task",
+    "final_answer": "final_answer",
+    "plan": "plan",
+    "metadata": "session_metadata",
+    "reward": "session_reward",
+    "student_learning": "student_learning",
+    "teacher_learning": "teacher_learning",
+    "reward_stats": "reward_stats",
+    "reward_audit": "reward_audit",
+    "status": "status",
+    "review_status": "review_status",
+    "review_notes": "review_notes",
+}
+
+
 def lost_fields(record: dict[str, Any], spec: dict[str, Any]) -> list[str]:
     """Every value written for ``spec`` that ``record`` does not hold (empty: nothing lost)."""
-    expected = {
-        "task": spec["task"],
-        "final_answer": spec["final_answer"],
-        "plan": spec["plan"],
-        "session_metadata": spec["metadata"],
-        "session_reward": stored_reward(spec["reward"]),
-        "student_learning": spec["student_learning"],
-        "teacher_learning": spec["teacher_learning"],
-        "reward_stats": spec["reward_stats"],
-        "reward_audit": spec["reward_audit"],
-        "status": spec["status"],
-        "review_status": spec["review_status"],
-        "review_notes": spec["review_notes"],
-    }
+    expected = {field: spec[key] for key, field in SESSION_FIELDS.items() if key in spec}
+    if "reward" in spec:
+        expected["session_reward"] = stored_reward(spec["reward"])
     lost = missing(expected, record)
     steps = {s.get("step_id"): s for s in record.get("steps") or []}
     for step in spec["steps"]:
@@ -115,8 +126,9 @@ def lost_fields(record: dict[str, Any], spec: dict[str, Any]) -> list[str]:
         else:
             lost.extend(_lost_step(steps[step["step_id"]], spec, step))
     events = record.get("trajectory_events") or []
-    if len(events) != len(spec["events"]):
-        lost.append(f"trajectory_events: wrote {len(spec['events'])}, found {len(events)}")
-    for index, (found, written) in enumerate(zip(events, spec["events"], strict=False)):
+    written_events = spec.get("events", [])
+    if len(events) != len(written_events):
+        lost.append(f"trajectory_events: wrote {len(written_events)}, found {len(events)}")
+    for index, (found, written) in enumerate(zip(events, written_events, strict=False)):
         lost.extend(_lost_event(found, written, f"trajectory_events[{index}]"))
     return lost

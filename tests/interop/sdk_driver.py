@@ -38,30 +38,36 @@ from atlas.types import Plan, StepResult
 
 
 async def _write_session(database: Database, spec: dict[str, Any]) -> int:
-    session_id = await database.create_session(spec["task"], spec["initial_metadata"])
-    await database.log_plan(session_id, Plan.model_validate(spec["plan"]))
-    for step in spec["steps"]:
+    """The orchestrator's calls, in its order; a key missing from ``spec`` skips its call."""
+    session_id = await database.create_session(spec["task"], spec.get("initial_metadata"))
+    if "plan" in spec:
+        await database.log_plan(session_id, Plan.model_validate(spec["plan"]))
+    for step in spec.get("steps", []):
         await database.log_step_result(session_id, StepResult.model_validate(step))
-    for step_id, attempts in spec["attempts"].items():
+    for step_id, attempts in spec.get("attempts", {}).items():
         await database.log_step_attempts(session_id, int(step_id), attempts)
-    for step_id, notes in spec["guidance"].items():
+    for step_id, notes in spec.get("guidance", {}).items():
         await database.log_guidance(session_id, int(step_id), notes)
-    for event in spec["events"]:
+    for event in spec.get("events", []):
         await database.log_intermediate_step(session_id, IntermediateStep.model_validate(event))
-    # The orchestrator hands the evaluator's breakdown over, not a plain dict.
-    await database.log_session_reward(
-        session_id,
-        AtlasRewardBreakdown.from_dict(spec["reward"]),
-        spec["student_learning"],
-        spec["teacher_learning"],
-        spec["reward_stats"],
-        spec["reward_audit"],
-    )
-    await database.update_session_metadata(session_id, spec["metadata"])
-    await database.finalize_session(session_id, spec["final_answer"], spec["status"])
-    await database.update_session_review_status(
-        session_id, spec["review_status"], spec["review_notes"]
-    )
+    if "reward" in spec:
+        # The orchestrator hands the evaluator's breakdown over, not a plain dict.
+        await database.log_session_reward(
+            session_id,
+            AtlasRewardBreakdown.from_dict(spec["reward"]),
+            spec["student_learning"],
+            spec["teacher_learning"],
+            spec["reward_stats"],
+            spec["reward_audit"],
+        )
+    if "metadata" in spec:
+        await database.update_session_metadata(session_id, spec["metadata"])
+    if "status" in spec:
+        await database.finalize_session(session_id, spec["final_answer"], spec["status"])
+    if "review_status" in spec:
+        await database.update_session_review_status(
+            session_id, spec["review_status"], spec["review_notes"]
+        )
     return session_id
 
 

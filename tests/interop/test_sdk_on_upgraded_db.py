@@ -44,21 +44,23 @@ def upgraded(
 def lost(trace: dict[str, Any], spec: dict[str, Any]) -> list[str]:
     """Written values that an sdk reader's trace (or its export record) does not hold."""
     expected = {
-        "task": spec["task"],
-        "final_answer": spec["final_answer"],
-        "session_metadata": spec["metadata"],
-        "session_reward": stored_reward(spec["reward"]),
-        "student_learning": spec["student_learning"],
-        "teacher_learning": spec["teacher_learning"],
+        key: spec[key]
+        for key in ("task", "final_answer", "student_learning", "teacher_learning")
+        if key in spec
     }
+    if "metadata" in spec:
+        expected["session_metadata"] = spec["metadata"]
+    if "reward" in spec:
+        expected["session_reward"] = stored_reward(spec["reward"])
     found = missing(expected, trace)
     steps = {step["step_id"]: step for step in trace.get("steps") or []}
     for step in spec["steps"]:
         written = {"trace": step["trace"], "output": step["output"], "metadata": step["metadata"]}
         where = f"steps[{step['step_id']}]"
         found += [f"{where}.{p}" for p in missing(written, steps.get(step["step_id"]))]
-    if len(trace.get("trajectory_events") or []) != len(spec["events"]):
-        found.append(f"trajectory_events: {len(trace.get('trajectory_events') or [])} found")
+    events = trace.get("trajectory_events") or []
+    if len(events) != len(spec.get("events", [])):
+        found.append(f"trajectory_events: {len(events)} found")
     return found
 
 

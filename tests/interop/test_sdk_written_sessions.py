@@ -37,7 +37,9 @@ READERS = [
 
 
 @pytest.mark.parametrize("read", READERS)
-@pytest.mark.parametrize("index", [0, 1], ids=["succeeded-approved", "failed-quarantined"])
+@pytest.mark.parametrize(
+    "index", [0, 1, 2], ids=["succeeded-approved", "failed-quarantined", "running"]
+)
 def test_every_written_value_reaches_the_record(
     read: Callable[[SdkDatabase, Path], list[dict[str, Any]]],
     index: int,
