@@ -18,8 +18,8 @@ COMPAT_DOC = Path(__file__).resolve().parents[2] / "docs" / "atlas-sdk-compat.md
 TABLE_HEADER = ("field / behaviour", "atlas-sdk 0.1.16", "arc-atlas", "reason")
 
 
-def _row_id(event: dict[str, Any]) -> Any:
-    # A stored event that has its own "id" keeps it; the row's id is then "row_id".
+def row_id(event: dict[str, Any]) -> Any:
+    """An exported event's row id: its ``id``, or ``row_id`` when the stored event had an id."""
     return event.get("row_id", event.get("id"))
 
 
@@ -62,7 +62,7 @@ def export_differences(
         a_steps, b_steps = a.get("steps") or [], b.get("steps") or []
         _merge(found, _paired(a_steps, b_steps, lambda s: s.get("step_id"), "steps[]"))
         a_events, b_events = a.get("trajectory_events") or [], b.get("trajectory_events") or []
-        _merge(found, _paired(a_events, b_events, _row_id, "trajectory_events[]"))
+        _merge(found, _paired(a_events, b_events, row_id, "trajectory_events[]"))
     return found
 
 

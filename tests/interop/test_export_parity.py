@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from interop_compare import covers
-from interop_parity import COMPAT_DOC, documented_deviations, export_differences
-from interop_sdk import read_jsonl
+from interop_parity import COMPAT_DOC, documented_deviations, export_differences, row_id
+from interop_sdk import SdkDatabase, by_task, read_jsonl
 
 pytestmark = pytest.mark.interop
 
@@ -34,3 +36,19 @@ def test_every_difference_is_documented(found: dict[str, tuple[object, object]])
 def test_every_documented_deviation_still_occurs(found: dict[str, tuple[object, object]]) -> None:
     stale = [doc for doc in documented_deviations() if not any(covers(doc, p) for p in found)]
     assert stale == []
+
+
+def test_events_in_metadata_puts_them_where_the_sdk_does(
+    arc_atlas: Callable[..., str], sdk_db: SdkDatabase, sdk_export: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "ours.jsonl"
+    arc_atlas("export", "--database-url", sdk_db.url, "-o", str(out), "--include-all-statuses",
+              "--events-in-metadata")  # fmt: skip
+    sdk = by_task(read_jsonl(sdk_export))
+
+    def row_ids(record: dict[str, Any]) -> list[Any]:
+        return [row_id(e) for e in record["session_metadata"].get("trajectory_events", [])]
+
+    assert {task: row_ids(r) for task, r in by_task(read_jsonl(out)).items()} == {
+        task: row_ids(r) for task, r in sdk.items()
+    }
