@@ -54,7 +54,7 @@ def is_nested_event(event: Mapping[str, Any]) -> bool:
     return isinstance(inner, Mapping) and "event_type" in inner
 
 
-def to_envelope(event: Mapping[str, Any]) -> dict[str, Any]:
+def to_envelope(event: Mapping[str, Any], *, iso_timestamp: bool = False) -> dict[str, Any]:
     """Return ``event`` as a flat envelope with all six envelope keys present.
 
     Nested events are lifted losslessly: the result is ``event`` with every key
@@ -66,16 +66,18 @@ def to_envelope(event: Mapping[str, Any]) -> dict[str, Any]:
     ``lifted_keys``, the list of the keys added. A key the event already has is
     never overwritten.
 
-    Flat events keep every key; missing envelope keys are added as ``None``
-    (``payload`` as ``{}``) and an epoch or datetime ``timestamp`` becomes ISO
-    text. An event lifted before (it carries ``lifted_keys``) is returned as it is.
+    Flat events keep every key and value; missing envelope keys are added as
+    ``None`` (``payload`` as ``{}``). With ``iso_timestamp`` (what the writer
+    asks for, before anything is stored) an epoch or datetime ``timestamp``
+    becomes ISO text; readers leave a stored value as it is. An event lifted
+    before (it carries ``lifted_keys``) is returned as it is.
     """
     if is_nested_event(event):
         return _lift(event)
     flat = dict(event)
     for key in ENVELOPE_KEYS:
         flat.setdefault(key, {} if key == "payload" else None)
-    if LIFTED_MARKER not in flat:
+    if iso_timestamp and LIFTED_MARKER not in flat:
         flat["timestamp"] = _iso(flat["timestamp"])
     return flat
 
@@ -138,6 +140,8 @@ def _iso(value: Any) -> Any:
 def event_timestamp(envelope: Mapping[str, Any]) -> datetime | None:
     """The envelope's timestamp as an aware datetime, or None if it has none or it is unreadable."""
     value = envelope.get("timestamp")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = _iso(value)
     if not isinstance(value, str):
         return None
     try:

@@ -224,7 +224,7 @@ def append_events(session_id: int, events: Iterable[Mapping[str, Any]]) -> Write
     ``created_at`` is the event's own timestamp when it has one, else the time
     of the write, so chronological order survives batching.
     """
-    envelopes = [to_envelope(event) for event in events]
+    envelopes = [to_envelope(event, iso_timestamp=True) for event in events]
     return WriteOp(
         (
             Statement(

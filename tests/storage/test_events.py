@@ -43,6 +43,21 @@ def test_flat_event_keeps_every_key_and_gains_missing_ones() -> None:
     }
 
 
+def test_a_stored_flat_timestamp_is_read_as_stored() -> None:
+    event = {"event_type": "x", "timestamp": 1_700_000_000.5}
+    assert to_envelope(event)["timestamp"] == 1_700_000_000.5
+
+
+def test_the_writer_asks_for_iso_timestamps() -> None:
+    event = {"event_type": "x", "timestamp": 1_700_000_000.5}
+    assert to_envelope(event, iso_timestamp=True)["timestamp"] == "2023-11-14T22:13:20.500000+00:00"
+
+
+def test_an_epoch_timestamp_reads_as_a_datetime() -> None:
+    moment = event_timestamp({"timestamp": 1_700_000_000.5})
+    assert moment is not None and moment.isoformat() == "2023-11-14T22:13:20.500000+00:00"
+
+
 def test_nested_event_keeps_every_key_and_gains_the_lifted_ones() -> None:
     assert to_envelope(NESTED) == {
         **NESTED,
@@ -145,8 +160,9 @@ def test_is_nested_event(event: dict[str, Any], nested: bool) -> None:
         pytest.param(1e20, 1e20, id="epoch-out-of-range-kept"),
     ],
 )
-def test_timestamp_normalised(timestamp: Any, stored: Any) -> None:
-    assert to_envelope({"event_type": "x", "timestamp": timestamp})["timestamp"] == stored
+def test_timestamp_normalised_for_the_writer(timestamp: Any, stored: Any) -> None:
+    event = {"event_type": "x", "timestamp": timestamp}
+    assert to_envelope(event, iso_timestamp=True)["timestamp"] == stored
 
 
 @pytest.mark.parametrize(
@@ -160,7 +176,8 @@ def test_timestamp_normalised(timestamp: Any, stored: Any) -> None:
         ),
         pytest.param("yesterday", None, id="unreadable"),
         pytest.param(None, None, id="missing"),
-        pytest.param(12, None, id="not-text"),
+        pytest.param(12, datetime(1970, 1, 1, 0, 0, 12, tzinfo=timezone.utc), id="epoch"),
+        pytest.param([12], None, id="not-a-time"),
     ],
 )
 def test_event_timestamp(timestamp: Any, parsed: datetime | None) -> None:

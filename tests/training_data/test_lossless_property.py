@@ -43,7 +43,8 @@ _SCALAR = (
 )
 _KEYS = st.sampled_from(
     ["score", "judges", "samples", "name", "identifier", "reward", "validation", "payload",
-     "event_type", "metadata", "runtime", "id", "created_at", "steps", "x"]
+     "event_type", "metadata", "runtime", "id", "created_at", "steps", "timestamp",
+     "event_timestamp", "row_id", "lifted_keys", "context", "attempts", "x"]
 ) | _TEXT  # fmt: skip
 JSON = st.recursive(
     _SCALAR,
