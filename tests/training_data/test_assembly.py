@@ -176,9 +176,7 @@ def test_an_event_that_is_not_an_object_is_kept_under_payload():
     trace = _trace(events=[_flat(1), "just text"])
     assert trace.trajectory_events[1]["event_type"] == "unknown"
     assert trace.trajectory_events[1]["payload"] == "just text"
-    assert trace.load_warnings == [
-        "1 trajectory event(s) are not JSON objects; kept under payload"
-    ]
+    assert trace.load_warnings == ["1 trajectory event(s) are not JSON objects; kept under payload"]
 
 
 def test_an_event_that_is_not_an_object_keeps_its_row_id_and_time():
