@@ -139,3 +139,22 @@ def test_insert_with_a_reward_gets_reward_stats(conn: psycopg.Connection[Any]) -
     )
     row = conn.execute("SELECT reward_stats FROM sessions WHERE id = 2").fetchone()
     assert row == ({"score": 1, "source": "reward"},)
+
+
+@pytest.mark.parametrize(
+    ("stats", "stored"),
+    [
+        pytest.param({"score": "high"}, {"score_raw": "high"}, id="text"),
+        pytest.param({"score": False, "n": 2}, {"score_raw": False, "n": 2}, id="bool"),
+        pytest.param({"score": 1e301}, {"score_raw": 10**301}, id="beyond-float"),
+        pytest.param({"score": "0.5"}, {"score": "0.5"}, id="numeric-text-kept"),
+        pytest.param({"score": 0.5}, {"score": 0.5}, id="number-kept"),
+    ],
+)
+def test_a_score_the_reward_index_cannot_cast_is_kept_raw(
+    conn: psycopg.Connection[Any], stats: dict[str, Any], stored: dict[str, Any]
+) -> None:
+    # Without the trigger PostgreSQL refuses the row: the index casts the score to float.
+    conn.execute("UPDATE sessions SET reward_stats = %s WHERE id = 1", [Jsonb(stats)])
+    row = conn.execute("SELECT reward_stats FROM sessions WHERE id = 1").fetchone()
+    assert row is not None and row[0] == stored

@@ -164,3 +164,37 @@ CREATE TRIGGER sessions_reward_stats_backfill
 -- Sessions an older writer added between 0002 and now.
 UPDATE sessions SET reward_stats = atlas_reward_stats_from_reward(reward)
 WHERE reward_stats IS NULL AND atlas_reward_stats_from_reward(reward) IS NOT NULL;
+
+-- A writer's reward_stats whose score the reward index cannot cast to float
+-- ("high", false, 1e400) would make the whole INSERT fail and lose the session.
+-- Keep such a score under score_raw instead, by the rule 0002 applied to
+-- stored rows (0002 keeps its own copy as applied history).
+CREATE OR REPLACE FUNCTION atlas_reward_stats_keep_raw_score(stats JSONB) RETURNS JSONB
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE
+        WHEN jsonb_typeof(stats) IS DISTINCT FROM 'object' OR NOT stats ? 'score'
+            OR jsonb_typeof(stats -> 'score') = 'null' THEN stats
+        WHEN CASE
+                 WHEN jsonb_typeof(stats -> 'score') = 'number'
+                   OR (stats ->> 'score') ~* '^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)(e[-+]?[0-9]+)?\s*$'
+                 THEN abs((stats ->> 'score')::numeric) > 1e300
+                 ELSE true
+             END
+            THEN (stats - 'score') || jsonb_build_object('score_raw', stats -> 'score')
+        ELSE stats
+    END
+$$;
+
+CREATE OR REPLACE FUNCTION atlas_keep_raw_reward_score() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.reward_stats := atlas_reward_stats_keep_raw_score(NEW.reward_stats);
+    RETURN NEW;
+END
+$$;
+
+DROP TRIGGER IF EXISTS sessions_reward_stats_keep_raw_score ON sessions;
+CREATE TRIGGER sessions_reward_stats_keep_raw_score
+    BEFORE INSERT OR UPDATE OF reward_stats ON sessions
+    FOR EACH ROW WHEN (jsonb_typeof(NEW.reward_stats) = 'object' AND NEW.reward_stats ? 'score')
+    EXECUTE FUNCTION atlas_keep_raw_reward_score();
