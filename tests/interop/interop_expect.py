@@ -51,9 +51,10 @@ def _lost_event(record: dict[str, Any], written: dict[str, Any], where: str) -> 
     }
     lost = [f"{where}.{p}" for p in missing(expected, record)]
     stamp = record.get("timestamp")
+    # The same instant, as the epoch seconds written or as ISO 8601 text.
     try:
-        seconds = datetime.fromisoformat(str(stamp)).timestamp()
-    except ValueError:
+        seconds = stamp if isinstance(stamp, float) else datetime.fromisoformat(stamp).timestamp()
+    except (TypeError, ValueError):
         seconds = None
     if seconds != inner["event_timestamp"]:
         lost.append(f"{where}.timestamp: wrote {inner['event_timestamp']}, found {stamp!r}")
