@@ -28,7 +28,7 @@ from typing import Any
 
 from atlas.runtime.traces import AtlasRewardBreakdown, AtlasSessionTrace, AtlasStepTrace
 from atlas.storage.jsonenc import loads_lenient
-from atlas.training_data.assembly import normalise_events
+from atlas.training_data.assembly import merge_attempt_history, normalise_events
 
 __all__ = ["coerce_session", "coerce_step"]
 
@@ -97,10 +97,16 @@ def coerce_step(data: Mapping[str, Any], index: int) -> AtlasStepTrace:
     if isinstance(attempts, list):  # older exporters listed the attempts themselves
         history = history if history is not None else attempts
         attempts = len(attempts)
+    metadata = _object(data.get("metadata")) or {}
+    rows = data.get("attempt_details", metadata.get("attempt_details"))
+    if isinstance(rows, list) and all(isinstance(r, Mapping) and "attempt" in r for r in rows):
+        # atlas-sdk's exporter: the step_attempts rows, merged as the database path does
+        # (its metadata.attempt_history may be a copy of the same rows).
+        stored = metadata.get("attempt_history")
+        history = merge_attempt_history(rows, None if stored == rows else stored)
     guidance = data.get("guidance")
     if isinstance(guidance, str):
         guidance = [guidance]
-    metadata = _object(data.get("metadata")) or {}
     extra = {k: v for k, v in data.items() if k not in _STEP_KEYS}
     depends_on = loads_lenient(data.get("depends_on"))
     runtime = data.get("runtime")

@@ -57,14 +57,23 @@ def is_raw_score(value: Any) -> bool:
     return value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)))
 
 
+def _empty(value: Any) -> bool:
+    return value is None or (isinstance(value, list) and not value)
+
+
 def _extra(data: Mapping[str, Any], known: tuple[str, ...]) -> dict[str, Any]:
-    return {k: v for k, v in data.items() if k not in known}
+    """Unknown keys, and known ones stored empty (``"rationale": null``, ``"judges": []``).
+
+    A field cannot tell "stored as null" from "not stored"; keeping the stored
+    empty value in ``extra`` lets :func:`_compact` write it back as it was.
+    """
+    return {k: v for k, v in data.items() if k not in known or _empty(v)}
 
 
 def _compact(known: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    """Known keys that carry a value, then the extra keys (which never shadow known ones)."""
-    out = {k: v for k, v in known.items() if v is not None and v != []}
-    out.update((k, v) for k, v in extra.items() if k not in known)
+    """Known keys that carry a value, then the extra keys (which never shadow them)."""
+    out = {k: v for k, v in known.items() if not _empty(v)}
+    out.update((k, v) for k, v in extra.items() if k not in out)
     return out
 
 
@@ -113,16 +122,20 @@ class AtlasJudgeBreakdown:
             raw["samples_raw"] = samples
         if principles is not None and not isinstance(principles, list):
             raw["principles_raw"] = principles
+        extra = {
+            **raw,
+            **_extra(data, (*cls._KEYS, "name") if "identifier" not in data else cls._KEYS),
+        }
+        if "name" in extra:
+            # to_dict writes the null identifier itself whenever "name" is kept.
+            extra.pop("identifier", None)
         return cls(
             identifier=data.get("identifier", data.get("name")),
             score=score,
             rationale=data.get("rationale"),
             principles=list(principles) if isinstance(principles, list) else [],
             samples=[AtlasJudgeSample.from_dict(s) for s in kept],
-            extra={
-                **raw,
-                **_extra(data, (*cls._KEYS, "name") if "identifier" not in data else cls._KEYS),
-            },
+            extra=extra,
         )
 
     def to_dict(self) -> dict[str, Any]:

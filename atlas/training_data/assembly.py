@@ -30,6 +30,7 @@ __all__ = [
     "assemble_record",
     "assemble_records",
     "assemble_trace",
+    "merge_attempt_history",
     "normalise_events",
     "with_row_fields",
 ]
@@ -106,12 +107,21 @@ def _plan_steps(plan: dict[str, Any] | None) -> dict[Any, Mapping[str, Any]]:
     return found
 
 
-def _merge_history(rows: Sequence[Mapping[str, Any]], runtime_history: Any) -> list[dict[str, Any]]:
+def _attempt_order(entry: Mapping[str, Any]) -> tuple[bool, float]:
+    number = entry.get("attempt")
+    if isinstance(number, (int, float)) and not isinstance(number, bool):
+        return (False, float(number))
+    return (True, 0.0)
+
+
+def merge_attempt_history(
+    rows: Sequence[Mapping[str, Any]], runtime_history: Any
+) -> list[dict[str, Any]]:
     """Attempts from the step_attempts table, enriched with what the runtime kept per attempt."""
     if not runtime_history:
         # The common case: table rows only, already in attempt order.
         return [
-            {"attempt": row["attempt"], "evaluation": loads_lenient(row["evaluation"])}
+            {"attempt": row["attempt"], "evaluation": loads_lenient(row.get("evaluation"))}
             for row in rows
         ]
     extra: dict[Any, Mapping[str, Any]] = {}
@@ -123,7 +133,7 @@ def _merge_history(rows: Sequence[Mapping[str, Any]], runtime_history: Any) -> l
             leftovers.append(entry if isinstance(entry, dict) else {"value": entry})
     history = []
     for row in rows:
-        evaluation = loads_lenient(row["evaluation"])
+        evaluation = loads_lenient(row.get("evaluation"))
         item = {
             **extra.pop(row["attempt"], {}),
             "attempt": row["attempt"],
@@ -133,7 +143,7 @@ def _merge_history(rows: Sequence[Mapping[str, Any]], runtime_history: Any) -> l
     # Runtime entries without a table row (older writers kept only these).
     history.extend(dict(entry) for entry in extra.values())
     history.extend(leftovers)
-    history.sort(key=lambda h: (h.get("attempt") is None, h.get("attempt") or 0))
+    history.sort(key=_attempt_order)
     return history
 
 
@@ -244,7 +254,7 @@ def assemble_step(
         "deliverable": metadata.get("deliverable"),
         "runtime": metadata.get("runtime", metadata.get("runtime_ms")),
         "depends_on": list(depends_on) if isinstance(depends_on, list) else [],
-        "attempt_history": _merge_history(attempts, metadata.get("attempt_history")),
+        "attempt_history": merge_attempt_history(attempts, metadata.get("attempt_history")),
     }
 
 

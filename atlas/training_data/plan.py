@@ -90,6 +90,24 @@ _FLAT = (
 )
 
 
+def _iso_text(column: str) -> str:
+    """SQL for a timestamptz as Python's ``isoformat()`` writes it in UTC.
+
+    PostgreSQL's own JSON form trims the fraction (``.1``), which
+    ``datetime.fromisoformat`` on Python 3.10 rejects. Values Python cannot
+    hold (infinity, BC, past 9999) come out as the server's text, as they do
+    for the session columns.
+    """
+    utc = f"{column} AT TIME ZONE 'UTC'"
+    return (
+        f"CASE WHEN isfinite({column}) AND extract(year FROM {utc}) BETWEEN 1 AND 9999 "
+        f"THEN to_char({utc}, CASE WHEN extract(microseconds FROM {column}) %% 1000000 = 0 "
+        "THEN 'YYYY-MM-DD\"T\"HH24:MI:SS\"+00:00\"' "
+        "ELSE 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"' END) "
+        f"ELSE {column}::text END"
+    )
+
+
 def _with_row_fields() -> str:
     """SQL for one event as it goes out: the stored object with its row's columns added.
 
@@ -97,11 +115,12 @@ def _with_row_fields() -> str:
     takes its second name, see ``EVENT_ROW_KEYS``). An event that is not a
     JSON object goes out as ``[id, created_at, event]`` for assembly to wrap.
     """
+    values = {"id": "t.id", "created_at": _iso_text("t.created_at")}
     pairs = ", ".join(
-        f"CASE WHEN t.event ? '{key}' THEN '{fallback}' ELSE '{key}' END, t.{key}"
+        f"CASE WHEN t.event ? '{key}' THEN '{fallback}' ELSE '{key}' END, {values[key]}"
         for key, fallback in EVENT_ROW_KEYS
     )
-    columns = ", ".join(f"t.{key}" for key, _ in EVENT_ROW_KEYS)
+    columns = ", ".join(values[key] for key, _ in EVENT_ROW_KEYS)
     return (
         f"CASE WHEN jsonb_typeof(t.event) = 'object' THEN jsonb_build_object({pairs}) || t.event "
         f"ELSE jsonb_build_array({columns}, t.event) END"
