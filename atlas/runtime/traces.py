@@ -12,7 +12,8 @@ custom fields survive a round trip.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, ClassVar
@@ -30,12 +31,14 @@ __all__ = [
 
 
 def _as_float(value: Any) -> float | None:
+    """A finite float, or None ("NaN" and "1e400" are not scores JSON can carry)."""
     if value is None or isinstance(value, bool):
         return None
     try:
-        return float(value)
+        number = float(value)
     except (TypeError, ValueError, OverflowError):
         return None
+    return number if math.isfinite(number) else None
 
 
 def _score_fields(data: Mapping[str, Any]) -> tuple[float | None, dict[str, Any]]:
@@ -47,7 +50,7 @@ def _score_fields(data: Mapping[str, Any]) -> tuple[float | None, dict[str, Any]
     """
     value = data.get("score")
     score = _as_float(value)
-    if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+    if value is None or (score is not None and _number(value)):
         return score, {}
     return score, {"score_raw": value}
 
@@ -411,15 +414,19 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _kept(value: Any) -> bool:
-    """Whether _compact keeps a known key with this value (it drops None and [])."""
-    return value is not None and value != []
+def _plain_score(data: Mapping[str, Any]) -> bool:
+    """Whether the score comes back unchanged: absent, null or a JSON number."""
+    score = data.get("score")
+    return score is None or (_number(score) and math.isfinite(score))
+
+
+def _canonical_list(value: Any, item: Callable[[Any], bool]) -> bool:
+    """Absent, null, or a list whose every entry comes back unchanged."""
+    return value is None or (isinstance(value, list) and all(map(item, value)))
 
 
 def _canonical_sample(sample: Any) -> bool:
-    if not isinstance(sample, dict):
-        return False
-    return _number(sample.get("score", 0.0)) and _kept(sample.get("rationale", ""))
+    return isinstance(sample, dict) and _plain_score(sample)
 
 
 def _canonical_judge(judge: Any) -> bool:
@@ -429,14 +436,13 @@ def _canonical_judge(judge: Any) -> bool:
         if not isinstance(judge["identifier"], str):
             return False
     elif "name" in judge:
-        return False
-    if not _number(judge.get("score", 0.0)) or not _kept(judge.get("rationale", "")):
-        return False
-    principles = judge.get("principles", [None])
-    if not isinstance(principles, list) or not principles:
-        return False
-    samples = judge.get("samples", [{}])
-    return isinstance(samples, list) and bool(samples) and all(map(_canonical_sample, samples))
+        return False  # the name is read as the identifier
+    principles = judge.get("principles")
+    return (
+        _plain_score(judge)
+        and (principles is None or isinstance(principles, list))
+        and _canonical_list(judge.get("samples"), _canonical_sample)
+    )
 
 
 def canonical_reward(value: Any) -> dict[str, Any]:
@@ -447,15 +453,13 @@ def canonical_reward(value: Any) -> dict[str, Any]:
     exporter does it for every step. Anything unusual takes the slow path,
     so the result is always exactly what the dataclasses would produce.
     """
-    if isinstance(value, dict) and _number(value.get("score", 0.0)):
-        judges = value.get("judges", [{}])
-        if (
-            _kept(value.get("rationale", ""))
-            and isinstance(judges, list)
-            and judges
-            and ("judges" not in value or all(map(_canonical_judge, judges)))
-        ):
-            return value
+    if (
+        isinstance(value, dict)
+        and _plain_score(value)
+        and _canonical_list(value.get("judges"), _canonical_judge)
+    ):
+        # Every value comes back as stored (empty ones too, through ``extra``).
+        return value
     if not isinstance(value, (Mapping, int, float)) or isinstance(value, bool):
         value = None
     return AtlasRewardBreakdown.from_dict(value).to_dict()

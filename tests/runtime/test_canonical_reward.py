@@ -36,3 +36,11 @@ def test_canonical_reward_matches_the_dataclasses(value):
 def test_canonical_reward_returns_canonical_input_itself():
     reward = {"score": 0.9, "judges": [{"identifier": "process", "score": 0.9, "rationale": "ok"}]}
     assert canonical_reward(reward) is reward
+
+
+def test_a_reward_as_atlas_sdk_stores_it_is_returned_itself():
+    sample = {"score": 0.4, "rationale": "s", "principles": [], "uncertainty": None}
+    judge = {"identifier": "p", "score": 0.4, "rationale": "r", "principles": [],
+             "samples": [sample], "escalated": False, "escalation_reason": None}  # fmt: skip
+    reward = {"score": 0.4, "rationale": None, "judges": [judge], "raw": None}
+    assert canonical_reward(reward) is reward
