@@ -12,6 +12,7 @@ nothing appears under the target name unless the export completes.
 from __future__ import annotations
 
 import contextlib
+import gc
 import queue
 import threading
 import time
@@ -125,6 +126,23 @@ def _exact(value: Any) -> Any:
     if isinstance(value, (int, Decimal)) and not isinstance(value, bool):
         return orjson.Fragment(str(value))
     return value
+
+
+@contextlib.contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """Run the young-generation collector less often while pages are decoded.
+
+    An export allocates millions of short-lived, acyclic objects (decoded
+    rows, records); with the default threshold the cyclic collector runs
+    thousands of times and costs about a sixth of the export. Memory is
+    still bounded by the pages in flight. The thresholds are restored after.
+    """
+    before = gc.get_threshold()
+    gc.set_threshold(max(before[0], 50_000), *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
 
 
 def _default(value: Any) -> Any:
@@ -336,7 +354,11 @@ def export_jsonl(
     sink = SafeOutput(output, compression_level=compression_level)
     sessions = steps = events = damaged = hidden = 0
     try:
-        with _connections(db_url, cfg) as (conn, spawn, room), conn.transaction():
+        with (
+            _fewer_collections(),
+            _connections(db_url, cfg) as (conn, spawn, room),
+            conn.transaction(),
+        ):
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             readers = min(workers, room)
             pages = _PageFetcher(conn, spawn, query, options, batch_size, readers)
