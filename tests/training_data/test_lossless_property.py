@@ -2,8 +2,8 @@
 
 Hypothesis writes arbitrary JSON (objects, arrays, scalars, nested-event
 shapes, odd scores) into every JSON column of the six session tables with
-plain SQL, then reads the session through the API, the JSONL exporter and
-the loader. Each stored scalar must be found among the record's values
+plain SQL, then reads the session through the API, the JSONL exporter, the
+loader and a Parquet file. Each stored scalar must be found among the record's values
 (as a multiset: two equal values stored twice are found twice) and each
 stored key among its keys. The only renames allowed are the documented ones:
 a score that is not a number is kept as ``score_raw``, a judge's ``name`` is
@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -28,6 +29,8 @@ from psycopg.types.json import Jsonb
 from atlas.errors import TraceDecodeWarning
 from atlas.training_data import get_session_by_id
 from atlas.training_data.export import export_jsonl
+from trainers.columns import decode_row
+from trainers.parquet import write_parquet
 from trainers.runtime_dataset import load_runtime_traces
 
 # jsonb holds neither NUL nor NaN; numbers within 64-bit integers and doubles.
@@ -160,7 +163,9 @@ def test_every_stored_value_reaches_every_reader(
         trace = get_session_by_id(sid, property_db)
         export_jsonl(str(out), property_db, session_ids=[sid], include_all_review_statuses=True)
     (loaded,) = load_runtime_traces(Path(out))
-    for record in (trace.to_dict(), loaded.to_dict()):
+    write_parquet([trace], out.with_suffix(".parquet"), kind="sessions")
+    (row,) = pq.read_table(out.with_suffix(".parquet")).to_pylist()
+    for record in (trace.to_dict(), loaded.to_dict(), decode_row(row, "sessions")):
         # Values are found in the part of the record that holds their column.
         step = record["steps"][0]
         assert_found(values["metadata"], record["session_metadata"])
