@@ -7,7 +7,9 @@
 --     older writers insert afterwards.
 --   * atlas_reward_stats_from_reward is the reward_stats backfill of 0002 as
 --     one function; a trigger applies it whenever a writer sets a reward and
---     leaves reward_stats NULL, so min_reward finds those sessions too.
+--     leaves reward_stats NULL, so min_reward finds those sessions too, and
+--     keeps a score the reward index cannot cast under score_raw (0002's rule)
+--     rather than let the writer's statement fail.
 --
 -- This file may run more than once (an interrupted upgrade re-runs it before
 -- resuming the batches), so every statement is idempotent.
@@ -129,46 +131,11 @@ CREATE TRIGGER trajectory_events_lift_nested
     FOR EACH ROW WHEN (atlas_is_nested_event(NEW.event))
     EXECUTE FUNCTION atlas_lift_nested_event();
 
--- reward_stats from a reward that carries a numeric score, as 0002 backfilled
--- it (0002 is applied history and keeps its own copy; this is the one live
--- definition). A reward stored double-encoded is read through
--- atlas_decode_json_text (0002) first. A score beyond float range goes to
--- score_raw, as 0002 does for reward_stats, because the reward index casts
--- the score to float and would make the writer's statement fail.
-CREATE OR REPLACE FUNCTION atlas_reward_stats_from_reward(reward JSONB) RETURNS JSONB
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT CASE
-        -- -> on anything but an object (or on NULL) is NULL: no score.
-        WHEN jsonb_typeof(decoded -> 'score') IS DISTINCT FROM 'number' THEN NULL
-        WHEN abs((decoded ->> 'score')::numeric) > 1e300
-            THEN jsonb_build_object('score_raw', decoded -> 'score', 'source', 'reward')
-        ELSE jsonb_build_object('score', decoded -> 'score', 'source', 'reward')
-    END
-    FROM (SELECT atlas_decode_json_text(reward) AS decoded) AS r
-$$;
-
-CREATE OR REPLACE FUNCTION atlas_backfill_reward_stats() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    NEW.reward_stats := atlas_reward_stats_from_reward(NEW.reward);
-    RETURN NEW;
-END
-$$;
-
-DROP TRIGGER IF EXISTS sessions_reward_stats_backfill ON sessions;
-CREATE TRIGGER sessions_reward_stats_backfill
-    BEFORE INSERT OR UPDATE OF reward, reward_stats ON sessions
-    FOR EACH ROW WHEN (NEW.reward_stats IS NULL AND NEW.reward IS NOT NULL)
-    EXECUTE FUNCTION atlas_backfill_reward_stats();
-
--- Sessions an older writer added between 0002 and now.
-UPDATE sessions SET reward_stats = atlas_reward_stats_from_reward(reward)
-WHERE reward_stats IS NULL AND atlas_reward_stats_from_reward(reward) IS NOT NULL;
-
--- A writer's reward_stats whose score the reward index cannot cast to float
--- ("high", false, 1e400) would make the whole INSERT fail and lose the session.
--- Keep such a score under score_raw instead, by the rule 0002 applied to
--- stored rows (0002 keeps its own copy as applied history).
+-- A reward_stats score that the reward index cannot cast to float ("high",
+-- false, 1e400) would make the writer's whole statement fail and lose the
+-- session. Such a score is kept under score_raw instead: the rule 0002 applied
+-- to stored rows (0002 is applied history and keeps its own copy; this is the
+-- one live definition).
 CREATE OR REPLACE FUNCTION atlas_reward_stats_keep_raw_score(stats JSONB) RETURNS JSONB
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT CASE
@@ -185,16 +152,43 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     END
 $$;
 
-CREATE OR REPLACE FUNCTION atlas_keep_raw_reward_score() RETURNS trigger
+-- reward_stats from a reward that carries a numeric score, as 0002 backfilled
+-- it. A reward stored double-encoded is read through atlas_decode_json_text
+-- (0002) first.
+CREATE OR REPLACE FUNCTION atlas_reward_stats_from_reward(reward JSONB) RETURNS JSONB
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE
+        -- -> on anything but an object (or on NULL) is NULL: no score.
+        WHEN jsonb_typeof(decoded -> 'score') IS DISTINCT FROM 'number' THEN NULL
+        ELSE atlas_reward_stats_keep_raw_score(
+            jsonb_build_object('score', decoded -> 'score', 'source', 'reward'))
+    END
+    FROM (SELECT atlas_decode_json_text(reward) AS decoded) AS r
+$$;
+
+-- One trigger keeps reward_stats true for every writer: backfilled from
+-- reward when a writer sets only reward (atlas-sdk's older releases), and
+-- with an uncastable score kept raw.
+CREATE OR REPLACE FUNCTION atlas_keep_reward_stats() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    NEW.reward_stats := atlas_reward_stats_keep_raw_score(NEW.reward_stats);
+    IF NEW.reward_stats IS NULL THEN
+        NEW.reward_stats := atlas_reward_stats_from_reward(NEW.reward);
+    ELSE
+        NEW.reward_stats := atlas_reward_stats_keep_raw_score(NEW.reward_stats);
+    END IF;
     RETURN NEW;
 END
 $$;
 
-DROP TRIGGER IF EXISTS sessions_reward_stats_keep_raw_score ON sessions;
-CREATE TRIGGER sessions_reward_stats_keep_raw_score
-    BEFORE INSERT OR UPDATE OF reward_stats ON sessions
-    FOR EACH ROW WHEN (jsonb_typeof(NEW.reward_stats) = 'object' AND NEW.reward_stats ? 'score')
-    EXECUTE FUNCTION atlas_keep_raw_reward_score();
+DROP TRIGGER IF EXISTS sessions_reward_stats ON sessions;
+CREATE TRIGGER sessions_reward_stats
+    BEFORE INSERT OR UPDATE OF reward, reward_stats ON sessions
+    FOR EACH ROW WHEN (
+        (NEW.reward_stats IS NULL AND NEW.reward IS NOT NULL)
+        OR (jsonb_typeof(NEW.reward_stats) = 'object' AND NEW.reward_stats ? 'score'))
+    EXECUTE FUNCTION atlas_keep_reward_stats();
+
+-- Sessions an older writer added between 0002 and now.
+UPDATE sessions SET reward_stats = atlas_reward_stats_from_reward(reward)
+WHERE reward_stats IS NULL AND atlas_reward_stats_from_reward(reward) IS NOT NULL;
