@@ -18,11 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from atlas.storage.synthetic_sdk import ATLAS_SDK_SCHEMA
+
 SDK_VERSION = "0.1.16"
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 DRIVER = HERE / "sdk_driver.py"
-SDK_SCHEMA = HERE / "sdk_schema.sql"
 # Variables that would point either client at another database or review gate.
 _AMBIENT = (
     "ATLAS_DATABASE_URL",
@@ -82,8 +83,9 @@ def _build(venv: Path) -> None:
 def sdk_virtualenv() -> Path:
     """The python of a virtualenv holding atlas-sdk 0.1.16, built when missing or stale.
 
-    The 0.1.16 distribution lacks its ``schema.sql``; ``sdk_schema.sql`` is put
-    in its place so ``Database.connect()`` works as in a source install.
+    The 0.1.16 distribution lacks its ``schema.sql``; the layout it describes
+    (:data:`atlas.storage.synthetic_sdk.ATLAS_SDK_SCHEMA`, seed 002's tables) is
+    put in its place so ``Database.connect()`` works as in a source install.
     """
     venv = Path(os.environ.get("ATLAS_SDK_VENV") or REPO / ".cache" / f"atlas-sdk-{SDK_VERSION}")
     venv.parent.mkdir(parents=True, exist_ok=True)
@@ -94,7 +96,7 @@ def sdk_virtualenv() -> Path:
             _build(venv)
         schema = _storage_dir(_python(venv)) / "schema.sql"
         if not schema.exists():
-            schema.write_text(SDK_SCHEMA.read_text(encoding="utf-8"), encoding="utf-8")
+            schema.write_text(ATLAS_SDK_SCHEMA, encoding="utf-8")
     return _python(venv)
 
 
