@@ -24,6 +24,7 @@ from psycopg import sql
 
 from atlas.storage.embedded import ensure_embedded, stop_embedded
 from atlas.storage.migrate import apply_migrations
+from atlas.storage.synthetic import seed_sessions
 
 _URL_VARIABLES = ("ATLAS_DATABASE_URL", "STORAGE__DATABASE_URL", "DATABASE_URL")
 
@@ -106,6 +107,18 @@ def db_url(server_url: str, _template: str) -> Iterator[str]:
     name = _create(server_url, _template)
     yield database_url(server_url, name)
     _drop(server_url, name)
+
+
+@pytest.fixture
+def reviewed_url(db_url: str) -> str:
+    """Nine synthetic sessions: three approved, three pending, three quarantined."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        seed_sessions(conn, 9, seed=5)
+        conn.execute(
+            "UPDATE sessions SET review_status = (ARRAY['approved', 'pending', "
+            "'quarantined'])[id % 3 + 1]"
+        )
+    return db_url
 
 
 @pytest.fixture(autouse=True)

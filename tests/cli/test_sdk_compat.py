@@ -13,7 +13,6 @@ import psycopg
 import pytest
 
 from atlas.cli.main import main
-from atlas.storage.synthetic import seed_sessions
 
 # A complete atlas-sdk config, in the shape of its configs/examples files:
 # sections arc-atlas does not have (student, prompt_rewrite, adaptive_teaching)
@@ -51,18 +50,6 @@ runtime_safety:
 """
 
 
-@pytest.fixture
-def reviewed(db_url: str) -> str:
-    """Nine sessions: three approved, three pending, three quarantined."""
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        seed_sessions(conn, 9, seed=5)
-        conn.execute(
-            "UPDATE sessions SET review_status = (ARRAY['approved', 'pending', "
-            "'quarantined'])[id % 3 + 1]"
-        )
-    return db_url
-
-
 def _where(url: str, where: str) -> list[int]:
     with psycopg.connect(url) as conn:
         query = f"SELECT id FROM sessions WHERE {where} ORDER BY created_at DESC, id DESC"
@@ -86,31 +73,31 @@ def _export(*args: str) -> int:
 # --- --config takes a complete atlas-sdk config -----------------------------
 
 
-def test_export_reads_a_complete_atlas_sdk_config_with_one_warning(reviewed, tmp_path, capsys):
-    config = sdk_config(tmp_path, reviewed, "[Approved, QUARANTINED]")
+def test_export_reads_a_complete_atlas_sdk_config_with_one_warning(reviewed_url, tmp_path, capsys):
+    config = sdk_config(tmp_path, reviewed_url, "[Approved, QUARANTINED]")
     out = tmp_path / "out.jsonl"
     assert _export(str(out), "--config", str(config)) == 0
-    assert _exported(out) == _where(reviewed, "review_status IN ('approved', 'quarantined')")
+    assert _exported(out) == _where(reviewed_url, "review_status IN ('approved', 'quarantined')")
     assert capsys.readouterr().err == (
         f"Warning: {config}: ignored section(s) student, prompt_rewrite, adaptive_teaching: "
         "arc-atlas does not know them (only storage and runtime_safety are read here).\n"
     )
 
 
-def test_a_bad_value_in_a_used_section_is_still_an_error(reviewed, tmp_path, capsys):
-    config = sdk_config(tmp_path, reviewed, "[approved, good]")
+def test_a_bad_value_in_a_used_section_is_still_an_error(reviewed_url, tmp_path, capsys):
+    config = sdk_config(tmp_path, reviewed_url, "[approved, good]")
     assert _export(str(tmp_path / "x.jsonl"), "--config", str(config)) == 2
     assert "default_export_statuses: unknown review status 'good'" in capsys.readouterr().err
 
 
-def test_run_still_validates_the_whole_file(reviewed, tmp_path, capsys):
-    config = sdk_config(tmp_path, reviewed)
+def test_run_still_validates_the_whole_file(reviewed_url, tmp_path, capsys):
+    config = sdk_config(tmp_path, reviewed_url)
     assert main(["run", "--config", str(config), "--task", "hello"]) == 2
     assert "unknown key" in capsys.readouterr().err
 
 
-def test_review_sessions_reads_an_atlas_sdk_config(reviewed, tmp_path, capsys):
-    config = sdk_config(tmp_path, reviewed)
+def test_review_sessions_reads_an_atlas_sdk_config(reviewed_url, tmp_path, capsys):
+    config = sdk_config(tmp_path, reviewed_url)
     assert main(["review", "sessions", "--config", str(config), "--status", "Quarantined"]) == 0
     assert "3 session(s), review status: quarantined" in capsys.readouterr().out
 
@@ -128,41 +115,47 @@ def test_review_sessions_reads_an_atlas_sdk_config(reviewed, tmp_path, capsys):
         pytest.param(["--include-status", "ALL"], "TRUE", id="include-status-all"),
     ],
 )  # fmt: skip
-def test_status_flags_are_case_insensitive(reviewed, tmp_path, args, where):
+def test_status_flags_are_case_insensitive(reviewed_url, tmp_path, args, where):
     out = tmp_path / "out.jsonl"
-    assert _export(str(out), "--database-url", reviewed, *args) == 0
-    assert _exported(out) == _where(reviewed, where)
+    assert _export(str(out), "--database-url", reviewed_url, *args) == 0
+    assert _exported(out) == _where(reviewed_url, where)
 
 
 @pytest.mark.parametrize("value", [pytest.param(v, id=v) for v in ("all", "*", "All")])
-def test_default_export_statuses_all_exports_every_status(reviewed, tmp_path, monkeypatch, value):
+def test_default_export_statuses_all_exports_every_status(
+    reviewed_url, tmp_path, monkeypatch, value
+):
     monkeypatch.setenv("ATLAS_REVIEW_DEFAULT_EXPORT_STATUSES", value)
     out = tmp_path / "out.jsonl"
-    assert _export(str(out), "--database-url", reviewed) == 0
-    assert _exported(out) == _where(reviewed, "TRUE")
+    assert _export(str(out), "--database-url", reviewed_url) == 0
+    assert _exported(out) == _where(reviewed_url, "TRUE")
 
 
-def test_review_approve_from_status_is_case_insensitive(reviewed, capsys):
-    assert main(["review", "approve", "--from-status", "Pending", "--database-url", reviewed]) == 0
+def test_review_approve_from_status_is_case_insensitive(reviewed_url, capsys):
+    assert (
+        main(["review", "approve", "--from-status", "Pending", "--database-url", reviewed_url]) == 0
+    )
     assert "Set 3 session(s) to approved." in capsys.readouterr().err
 
 
 # --- the review gate never leaks quarantine --------------------------------
 
 
-def test_require_approval_off_exports_approved_and_pending_only(reviewed, tmp_path, monkeypatch):
+def test_require_approval_off_exports_approved_and_pending_only(
+    reviewed_url, tmp_path, monkeypatch
+):
     monkeypatch.setenv("ATLAS_REVIEW_REQUIRE_APPROVAL", "0")
     out = tmp_path / "out.jsonl"
-    assert _export(str(out), "--database-url", reviewed) == 0
-    assert _exported(out) == _where(reviewed, "review_status IN ('approved', 'pending')")
+    assert _export(str(out), "--database-url", reviewed_url) == 0
+    assert _exported(out) == _where(reviewed_url, "review_status IN ('approved', 'pending')")
 
 
-def test_config_require_approval_false_exports_approved_and_pending_only(reviewed, tmp_path):
+def test_config_require_approval_false_exports_approved_and_pending_only(reviewed_url, tmp_path):
     config = tmp_path / "atlas.yaml"
     config.write_text("runtime_safety:\n  review:\n    require_approval: false\n")
     out = tmp_path / "out.jsonl"
-    assert _export(str(out), "--database-url", reviewed, "--config", str(config)) == 0
-    assert _exported(out) == _where(reviewed, "review_status IN ('approved', 'pending')")
+    assert _export(str(out), "--database-url", reviewed_url, "--config", str(config)) == 0
+    assert _exported(out) == _where(reviewed_url, "review_status IN ('approved', 'pending')")
 
 
 @pytest.mark.parametrize(
@@ -173,11 +166,11 @@ def test_config_require_approval_false_exports_approved_and_pending_only(reviewe
         pytest.param(["--include-status", "*"], id="star"),
     ],
 )
-def test_quarantined_comes_back_only_when_asked_for(reviewed, tmp_path, monkeypatch, args):
+def test_quarantined_comes_back_only_when_asked_for(reviewed_url, tmp_path, monkeypatch, args):
     monkeypatch.setenv("ATLAS_REVIEW_REQUIRE_APPROVAL", "0")
     out = tmp_path / "out.jsonl"
-    assert _export(str(out), "--database-url", reviewed, *args) == 0
-    assert set(_exported(out)) >= set(_where(reviewed, "review_status = 'quarantined'"))
+    assert _export(str(out), "--database-url", reviewed_url, *args) == 0
+    assert set(_exported(out)) >= set(_where(reviewed_url, "review_status = 'quarantined'"))
 
 
 def _hint(url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], *args: str) -> str:
@@ -188,11 +181,11 @@ def _hint(url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], *args: s
 
 
 def test_hint_for_hidden_quarantined_sessions_never_suggests_pending(
-    reviewed, tmp_path, monkeypatch, capsys
+    reviewed_url, tmp_path, monkeypatch, capsys
 ):
     monkeypatch.setenv("ATLAS_REVIEW_REQUIRE_APPROVAL", "0")
-    quarantined = _where(reviewed, "review_status = 'quarantined'")
-    err = _hint(reviewed, tmp_path, capsys, *(f"--session-id={i}" for i in quarantined))
+    quarantined = _where(reviewed_url, "review_status = 'quarantined'")
+    err = _hint(reviewed_url, tmp_path, capsys, *(f"--session-id={i}" for i in quarantined))
     assert err == (
         f"No sessions exported; nothing was written to {tmp_path / 'none.jsonl'}. The review gate "
         "(approved, pending only, from ATLAS_REVIEW_REQUIRE_APPROVAL=0) hid 3 matching "
@@ -201,19 +194,19 @@ def test_hint_for_hidden_quarantined_sessions_never_suggests_pending(
     )
 
 
-def test_hint_under_the_default_gate_names_quarantined_not_pending(reviewed, tmp_path, capsys):
-    quarantined = _where(reviewed, "review_status = 'quarantined'")
-    err = _hint(reviewed, tmp_path, capsys, *(f"--session-id={i}" for i in quarantined))
+def test_hint_under_the_default_gate_names_quarantined_not_pending(reviewed_url, tmp_path, capsys):
+    quarantined = _where(reviewed_url, "review_status = 'quarantined'")
+    err = _hint(reviewed_url, tmp_path, capsys, *(f"--session-id={i}" for i in quarantined))
     assert "3 quarantined. To include them, pass --include-status approved --include-status " \
         "quarantined or pass --include-all-statuses.\n" in err  # fmt: skip
     assert "pending" not in err and "ATLAS_REVIEW_REQUIRE_APPROVAL" not in err
 
 
 def test_hint_for_hidden_pending_sessions_offers_approval_and_the_switch(
-    reviewed, tmp_path, capsys
+    reviewed_url, tmp_path, capsys
 ):
-    pending = _where(reviewed, "review_status = 'pending'")
-    err = _hint(reviewed, tmp_path, capsys, *(f"--session-id={i}" for i in pending))
+    pending = _where(reviewed_url, "review_status = 'pending'")
+    err = _hint(reviewed_url, tmp_path, capsys, *(f"--session-id={i}" for i in pending))
     assert "3 pending. To include them, approve the pending ones with `arc-atlas review " \
         "approve ID...`, pass --include-status approved --include-status pending, pass " \
         "--include-all-statuses or set ATLAS_REVIEW_REQUIRE_APPROVAL=0" in err  # fmt: skip
@@ -235,10 +228,10 @@ def test_every_console_script_runs_the_same_cli(name):
     assert "review" in result.stdout and "export" in result.stdout
 
 
-def test_atlas_review_sessions_works_as_typed(reviewed, tmp_path):
+def test_atlas_review_sessions_works_as_typed(reviewed_url, tmp_path):
     env = {**os.environ, "ATLAS_HOME": str(tmp_path / "home")}
     result = subprocess.run(
-        [_script("atlas"), "review", "sessions", "--database-url", reviewed, "--status", "all"],
+        [_script("atlas"), "review", "sessions", "--database-url", reviewed_url, "--status", "all"],
         capture_output=True,
         text=True,
         timeout=60,

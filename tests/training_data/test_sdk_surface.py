@@ -14,7 +14,6 @@ from training_data_sql import ids_where
 from atlas.config.models import StorageConfig
 from atlas.errors import InvalidFilter, ReviewGateWarning
 from atlas.storage import AsyncDatabase
-from atlas.storage.synthetic import seed_sessions
 from atlas.training_data import (
     count_training_sessions,
     get_session_by_id,
@@ -238,18 +237,6 @@ def test_the_api_reads_a_complete_atlas_sdk_config(seeded_url, tmp_path, caplog)
 
 
 # --- the gate never leaks quarantine, and its hint names what works --------
-
-
-@pytest.fixture
-def reviewed_url(db_url: str) -> str:
-    """Nine sessions: three approved, three pending, three quarantined."""
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        seed_sessions(conn, 9, seed=5)
-        conn.execute(
-            "UPDATE sessions SET review_status = (ARRAY['approved', 'pending', "
-            "'quarantined'])[id % 3 + 1]"
-        )
-    return db_url
 
 
 def test_require_approval_off_never_returns_quarantined(reviewed_url, monkeypatch):
