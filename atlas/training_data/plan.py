@@ -102,8 +102,8 @@ def _iso_text(column: str) -> str:
     return (
         f"CASE WHEN isfinite({column}) AND extract(year FROM {utc}) BETWEEN 1 AND 9999 "
         f"THEN to_char({utc}, CASE WHEN extract(microseconds FROM {column}) %% 1000000 = 0 "
-        "THEN 'YYYY-MM-DD\"T\"HH24:MI:SS\"+00:00\"' "
-        "ELSE 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"' END) "
+        'THEN \'YYYY-MM-DD"T"HH24:MI:SS"+00:00"\' '
+        'ELSE \'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"\' END) '
         f"ELSE {column}::text END"
     )
 
