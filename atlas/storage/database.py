@@ -34,7 +34,7 @@ from atlas.storage.connection import (
     translate_errors,
 )
 from atlas.storage.embedded import ensure_embedded
-from atlas.storage.migrate import apply_migrations, check_schema, schema_status
+from atlas.storage.migrate import check_schema, ensure_current, schema_status
 
 __all__ = ["AsyncDatabase", "Database", "prepare", "resolve_settings"]
 
@@ -66,12 +66,16 @@ def resolve_settings(
 
 
 def prepare(settings: ConnectionSettings, *, migrate: bool, check: bool = True) -> None:
-    """Connect once: apply pending migrations (writers, embedded) or check the schema (readers)."""
+    """Connect once: bring the schema up to date (writers, embedded) or check it (readers).
+
+    Either way the version is read first; DDL runs only when migrations are
+    pending (see :func:`~atlas.storage.migrate.ensure_current`).
+    """
     with connect(settings) as conn:
         if migrate or settings.embedded:
             # arc-atlas owns the embedded database, so it keeps it current itself.
             with translate_errors(settings.display_url):
-                apply_migrations(conn)
+                ensure_current(conn, settings.display_url)
         elif check:
             with translate_errors(settings.display_url):
                 check_schema(schema_status(conn), settings.display_url)

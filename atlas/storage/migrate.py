@@ -11,8 +11,12 @@ that rewrites stored rows in batches after the file has run. Such a migration
 is recorded only once its step has finished; an interrupted upgrade runs the
 (idempotent) file again and resumes the step where it stopped.
 
-Only writers and ``arc-atlas db upgrade`` call :func:`apply_migrations`;
-readers call :func:`check_schema`, which runs no DDL.
+Writers call :func:`ensure_current`, which reads the recorded versions
+first (one SELECT) and calls :func:`apply_migrations` only when something is
+pending, so a writer whose role may write rows but not change the schema
+works as long as the schema is current. ``arc-atlas db upgrade`` calls
+:func:`apply_migrations` directly; readers call :func:`check_schema`. Neither
+of those two checks runs DDL.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from datetime import datetime
 from importlib import resources
 
 import psycopg
+from psycopg import errors as pg_errors
 from psycopg import sql
 
 from atlas.errors import SchemaOutOfDate
@@ -41,6 +46,7 @@ __all__ = [
     "apply_migrations",
     "available_migrations",
     "check_schema",
+    "ensure_current",
     "schema_status",
     "status_from_rows",
 ]
@@ -135,7 +141,18 @@ APPLIED_SQL = sql.SQL(
 
 
 def schema_status(conn: psycopg.Connection[tuple[object, ...]]) -> SchemaStatus:
-    """Compare the migrations recorded in the database with those shipped."""
+    """Compare the migrations recorded in the database with those shipped.
+
+    Runs no DDL. On an autocommit connection this is one SELECT: a missing
+    table fails that statement alone, and there is no transaction to abort.
+    Inside a transaction the failure would abort it, so the table's existence
+    is asked first.
+    """
+    if conn.autocommit:
+        try:
+            return status_from_rows(conn.execute(APPLIED_SQL).fetchall())
+        except pg_errors.UndefinedTable:
+            return status_from_rows([])
     exists = conn.execute(TABLE_EXISTS_SQL).fetchone()
     rows = conn.execute(APPLIED_SQL).fetchall() if exists and exists[0] else []
     return status_from_rows(rows)
@@ -209,6 +226,44 @@ def _record(
     )
 
 
+def ensure_current(
+    conn: psycopg.Connection[tuple[object, ...]], target: str
+) -> tuple[Migration, ...]:
+    """Apply pending migrations only if there are any; return those applied.
+
+    The version is read first, so a current schema costs one SELECT and no
+    DDL (not even ``CREATE TABLE IF NOT EXISTS``, which PostgreSQL refuses to
+    a role without CREATE on the schema even when the table exists). When
+    migrations are pending and the role may not apply them, raises
+    :class:`SchemaOutOfDate` naming ``arc-atlas db upgrade``. ``conn`` must be
+    in autocommit mode; ``target`` is the masked URL.
+    """
+    status = schema_status(conn)
+    if status.up_to_date:
+        return ()
+    try:
+        return apply_migrations(conn)
+    except pg_errors.InsufficientPrivilege as exc:
+        raise SchemaOutOfDate(
+            f"Database {target} {_what_is_missing(status)}, and role {conn.info.user!r} may not "
+            f"change the schema ({_first_line(exc)}): run `arc-atlas db upgrade --database-url "
+            f"{target}` as a role that owns the schema, then write again."
+        ) from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _what_is_missing(status: SchemaStatus) -> str:
+    if not status.applied:
+        return "has no arc-atlas schema yet"
+    return (
+        f"is at schema version {status.current_version}, "
+        f"this arc-atlas needs {available_migrations()[-1].version}"
+    )
+
+
 def check_schema(status: SchemaStatus, target: str) -> None:
     """Raise :class:`SchemaOutOfDate` unless every shipped migration is applied.
 
@@ -216,13 +271,7 @@ def check_schema(status: SchemaStatus, target: str) -> None:
     """
     if status.up_to_date:
         return
-    what = (
-        "has no arc-atlas schema yet"
-        if not status.applied
-        else f"is at schema version {status.current_version}, "
-        f"this arc-atlas needs {available_migrations()[-1].version}"
-    )
     raise SchemaOutOfDate(
-        f"Database {target} {what}: run `arc-atlas db upgrade --database-url {target}` "
-        "(writers apply it automatically)."
+        f"Database {target} {_what_is_missing(status)}: run `arc-atlas db upgrade "
+        f"--database-url {target}` (writers apply it automatically)."
     )
