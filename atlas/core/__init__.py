@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import threading
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from atlas.config.loader import load_config
@@ -32,13 +32,13 @@ from atlas.runtime.orchestrator import (
 )
 from atlas.runtime.progress import ConsoleReporter
 from atlas.storage.writer import AsyncSessionWriter
-from atlas.training_data.review_gate import _FALSE
+from atlas.training_data.review_gate import approval_switched_off
 
 __all__ = ["RunResult", "arun", "build_parts", "run", "settings_from_config"]
 
 
 def _approval_required(config: AtlasConfig, environ: Mapping[str, str]) -> bool:
-    if environ.get("ATLAS_REVIEW_REQUIRE_APPROVAL", "").strip().lower() in _FALSE:
+    if approval_switched_off(environ):
         return False
     return config.runtime_safety.review.require_approval
 
@@ -135,29 +135,31 @@ async def arun(
 def run(
     task: str,
     config_path: str | os.PathLike[str] | None = None,
-    **options: Any,
+    *,
+    config: AtlasConfig | None = None,
+    stream_progress: bool = False,
+    database_url: str | None = None,
+    parts: RuntimeParts | None = None,
+    reporter: Reporter | None = None,
 ) -> RunResult:
     """Run ``task`` once (synchronous); see :func:`arun` for the arguments.
 
     Works inside a running event loop too (a notebook): the run then happens
     on a worker thread with its own loop, and this call waits for it.
     """
+    session = arun(
+        task,
+        config_path,
+        config=config,
+        stream_progress=stream_progress,
+        database_url=database_url,
+        parts=parts,
+        reporter=reporter,
+    )
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(arun(task, config_path, **options))
-    outcome: dict[str, Any] = {}
-
-    def worker() -> None:
-        try:
-            outcome["result"] = asyncio.run(arun(task, config_path, **options))
-        except BaseException as exc:  # re-raised in the caller's thread
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=worker, name="atlas-run")
-    thread.start()
-    thread.join()
-    if "error" in outcome:
-        raise outcome["error"]
-    result: RunResult = outcome["result"]
-    return result
+        return asyncio.run(session)
+    # asyncio.run cannot nest in a running loop; a thread of its own can run one.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="atlas-run") as pool:
+        return pool.submit(asyncio.run, session).result()

@@ -31,7 +31,13 @@ from dataclasses import dataclass
 
 from atlas.config.models import REVIEW_STATUSES, AtlasConfig, parse_review_statuses
 
-__all__ = ["WITHOUT_APPROVAL", "ReviewGate", "gate_hint", "resolve_review_gate"]
+__all__ = [
+    "WITHOUT_APPROVAL",
+    "ReviewGate",
+    "approval_switched_off",
+    "gate_hint",
+    "resolve_review_gate",
+]
 
 _FALSE = {"0", "false", "no", "off"}
 # What "approval not required" lets through, as in atlas-sdk: never quarantined.
@@ -61,6 +67,11 @@ class ReviewGate:
         return "all" if self.statuses is None else ", ".join(self.statuses)
 
 
+def approval_switched_off(environ: Mapping[str, str]) -> bool:
+    """True when ``ATLAS_REVIEW_REQUIRE_APPROVAL`` says no (``0``, ``false``, ``no``, ``off``)."""
+    return environ.get("ATLAS_REVIEW_REQUIRE_APPROVAL", "").strip().lower() in _FALSE
+
+
 def resolve_review_gate(
     review_status_filters: Iterable[str] | str | None = None,
     *,
@@ -84,7 +95,7 @@ def resolve_review_gate(
     if listed.strip():
         name = "ATLAS_REVIEW_DEFAULT_EXPORT_STATUSES"
         return ReviewGate(parse_review_statuses(listed, name), name)
-    if env.get("ATLAS_REVIEW_REQUIRE_APPROVAL", "").strip().lower() in _FALSE:
+    if approval_switched_off(env):
         return ReviewGate(WITHOUT_APPROVAL, "ATLAS_REVIEW_REQUIRE_APPROVAL=0")
     review = config.runtime_safety.review if config is not None else None
     if review is not None and "default_export_statuses" in review.model_fields_set:
