@@ -28,6 +28,7 @@ from atlas.storage.connection import ConnectionSettings, connect, translate_erro
 from atlas.storage.migrate import DEFAULT_BATCH_SIZE, Progress
 from atlas.storage.synthetic import SHAPES, seed_sessions
 from atlas.storage.synthetic_sdk import create_atlas_sdk_schema
+from atlas.storage.writes import MAX_RECOVER_AGE
 
 __all__ = ["TABLES", "parse_duration", "register"]
 
@@ -45,19 +46,27 @@ _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|s)", re.IGNORECASE)
 _UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
 
 
-def parse_duration(text: str) -> timedelta:
+def parse_duration(text: str, *, flag: str = "--older-than") -> timedelta:
     """Parse ``90s``, ``30m``, ``2h``, ``1d``, ``1h30m`` into a timedelta.
 
-    Raises :class:`InvalidFilter` for anything else.
+    The duration must be longer than zero and at most
+    :data:`~atlas.storage.writes.MAX_RECOVER_AGE`. Raises :class:`InvalidFilter`
+    naming ``flag`` for anything else (never ``OverflowError``).
     """
     cleaned = text.strip().replace(" ", "")
     parts = _DURATION.findall(cleaned)
     if not parts or "".join(n + u for n, u in parts).lower() != cleaned.lower():
         raise InvalidFilter(
-            f"Cannot read duration {text!r}: "
+            f"{flag}: cannot read duration {text!r}: "
             "use a number with a unit, such as 30m, 2h, 1d or 1h30m."
         )
-    return timedelta(seconds=sum(float(n) * _UNITS[u.lower()] for n, u in parts))
+    # Add up in float seconds and compare before building a timedelta:
+    # timedelta(days=99999999999) raises OverflowError, a float is just large.
+    seconds = sum(float(n) * _UNITS[u.lower()] for n, u in parts)
+    longest = MAX_RECOVER_AGE.days
+    if not 0 < seconds <= MAX_RECOVER_AGE.total_seconds():
+        raise InvalidFilter(f"{flag} must be longer than 0s and at most {longest}d; got {text!r}.")
+    return timedelta(seconds=seconds)
 
 
 def _out() -> Console:
@@ -205,7 +214,7 @@ def _server(args: argparse.Namespace) -> int:
 
 
 def _recover(args: argparse.Namespace) -> int:
-    age = parse_duration(args.older_than)
+    age = parse_duration(args.older_than, flag="--older-than")
     with SessionWriter.open(
         args.database_url, config_path=args.config, min_connections=1, max_connections=1
     ) as writer:
@@ -282,7 +291,11 @@ def register(
         "recover", _recover, "mark sessions left running by a killed process as failed"
     )
     recover.add_argument(
-        "--older-than", required=True, metavar="DURATION", help="idle time, e.g. 30m, 2h, 1d"
+        "--older-than",
+        required=True,
+        metavar="DURATION",
+        help="idle time, e.g. 30m, 2h, 1d: a session whose start, newest event or heartbeat "
+        "is newer is left alone",
     )
     recover.add_argument("--dry-run", action="store_true", help="list them, change nothing")
     seed = command("seed-demo", _seed, "write synthetic sessions (for demos, tests, benchmarks)")

@@ -142,9 +142,18 @@ class SessionWriter:
         """Set review status and notes; returns how many sessions changed."""
         return int(self.run(writes.set_review_status(session_ids, status, **kw)))
 
-    def finalize_session(self, session_id: int, **kw: Any) -> None:
-        """Set the final status, answer and completion time."""
-        self.run(writes.finalize_session(session_id, **kw))
+    def finalize_session(self, session_id: int, **kw: Any) -> str | None:
+        """Set the final status, answer and completion time; return the status stored.
+
+        A session ``db recover`` already failed stays ``failed`` (see
+        :func:`atlas.storage.writes.finalize_session`).
+        """
+        stored = self.run(writes.finalize_session(session_id, **kw))
+        return None if stored is None else str(stored)
+
+    def heartbeat(self, session_id: int) -> None:
+        """Record that the session's process is alive, so ``db recover`` leaves it alone."""
+        self.run(writes.heartbeat(session_id))
 
     def upsert_learning(self, learning_key: str, **kw: Any) -> None:
         """Insert or replace a learning registry playbook."""
@@ -228,9 +237,14 @@ class AsyncSessionWriter:
         """Set review status and notes; returns how many sessions changed."""
         return int(await self.run(writes.set_review_status(session_ids, status, **kw)))
 
-    async def finalize_session(self, session_id: int, **kw: Any) -> None:
-        """Set the final status, answer and completion time."""
-        await self.run(writes.finalize_session(session_id, **kw))
+    async def finalize_session(self, session_id: int, **kw: Any) -> str | None:
+        """Set the final status, answer and completion time; return the status stored."""
+        stored = await self.run(writes.finalize_session(session_id, **kw))
+        return None if stored is None else str(stored)
+
+    async def heartbeat(self, session_id: int) -> None:
+        """Record that the session's process is alive, so ``db recover`` leaves it alone."""
+        await self.run(writes.heartbeat(session_id))
 
     async def upsert_learning(self, learning_key: str, **kw: Any) -> None:
         """Insert or replace a learning registry playbook."""

@@ -22,6 +22,8 @@ from atlas.storage.events import event_timestamp, to_envelope
 from atlas.storage.jsonenc import clean_text, dumps
 
 __all__ = [
+    "HEARTBEAT_KEY",
+    "MAX_RECOVER_AGE",
     "SESSION_STATUSES",
     "AttemptRecord",
     "Statement",
@@ -30,6 +32,7 @@ __all__ = [
     "append_events",
     "create_session",
     "finalize_session",
+    "heartbeat",
     "record_discovery_run",
     "record_plan",
     "record_reward",
@@ -41,6 +44,11 @@ __all__ = [
 ]
 
 SESSION_STATUSES: tuple[str, ...] = ("running", "succeeded", "failed")
+# The metadata key a running session's heartbeat is kept under.
+HEARTBEAT_KEY = "heartbeat_at"
+# The longest idle time `recover_stale_sessions` accepts: now() minus anything
+# much longer leaves PostgreSQL's timestamp range, and nothing idles a century.
+MAX_RECOVER_AGE = timedelta(days=36500)
 
 
 @dataclass(frozen=True)
@@ -283,6 +291,38 @@ _OBJECT_METADATA = (
 )
 _MERGE_METADATA = f"{_OBJECT_METADATA} || %(patch)s::jsonb"
 
+# A heartbeat is UTC text of one fixed width (2026-01-31T12:00:00.000000Z),
+# written from the server's clock, so SQL can compare two of them as strings
+# (in the "C" collation, where that is time order) and never has to cast
+# metadata text to timestamptz: a cast of a malformed value would fail the
+# whole statement, a comparison cannot. A value not of that shape is ignored.
+_HEARTBEAT_FORMAT = 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'
+_HEARTBEAT_SHAPE = "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}[.][0-9]{6}Z$"
+# The row `arc-atlas db recover` marked failed (see recover_stale_sessions).
+_INTERRUPTED = "(status = 'failed' AND metadata -> 'interrupted' IS NOT NULL)"
+
+
+def _utc_text(timestamp_sql: str) -> str:
+    return f"to_char(({timestamp_sql}) AT TIME ZONE 'UTC', '{_HEARTBEAT_FORMAT}')"
+
+
+def heartbeat(session_id: int) -> WriteOp:
+    """Record that the process running the session is alive (``metadata.heartbeat_at``).
+
+    Only a ``running`` session is touched: a heartbeat arriving after the
+    session ended changes nothing.
+    """
+    return WriteOp(
+        (
+            Statement(
+                f"UPDATE sessions SET metadata = {_OBJECT_METADATA} || "
+                f"jsonb_build_object('{HEARTBEAT_KEY}', {_utc_text('now()')}) "
+                "WHERE id = %(sid)s AND status = 'running'",
+                {"sid": session_id},
+            ),
+        )
+    )
+
 
 def update_metadata(session_id: int, patch: Mapping[str, Any]) -> WriteOp:
     """Merge ``patch`` into the session's metadata (top-level keys replace)."""
@@ -303,14 +343,19 @@ def set_review_status(
     notes: str | None = None,
     reviewer: str | None = None,
     at: datetime | None = None,
+    only_running: bool = False,
 ) -> WriteOp:
     """Set the review status (and notes) of sessions, recording who and when in metadata.
 
     Each change appends ``{"status", "reviewer", "at", "note"}`` to
     ``metadata.review_history`` so a dataset can be traced to its approvals.
-    The op returns the number of sessions changed.
+    ``only_running=True`` changes only sessions still ``running``: the
+    runtime's own verdict at the end of a run, which must not land on a
+    session ``arc-atlas db recover`` has meanwhile failed. The op returns the
+    number of sessions changed.
     """
     _check_status(status, REVIEW_STATUSES, "review status")
+    running = "AND status = 'running' " if only_running else ""
     entry = {
         "status": status,
         "reviewer": reviewer or _os_user(),
@@ -325,7 +370,9 @@ def set_review_status(
                 f"metadata = {_OBJECT_METADATA} || jsonb_build_object('review_history', "
                 "COALESCE(CASE WHEN jsonb_typeof(metadata -> 'review_history') = 'array' "
                 "THEN metadata -> 'review_history' END, '[]'::jsonb) || %(entry)s::jsonb) "
-                "WHERE id = ANY(%(ids)s::int[]) RETURNING 1) SELECT count(*) FROM changed",
+                "WHERE id = ANY(%(ids)s::int[]) "
+                f"{running}"
+                "RETURNING 1) SELECT count(*) FROM changed",
                 {
                     "status": status,
                     "notes": clean_text(notes),
@@ -353,15 +400,27 @@ def finalize_session(
     metadata: Mapping[str, Any] | None = None,
     completed_at: datetime | None = None,
 ) -> WriteOp:
-    """Mark a session finished: status, final answer, completion time, last metadata."""
+    """Mark a session finished: status, final answer, completion time, last metadata.
+
+    A session ``arc-atlas db recover`` already marked failed (interrupted)
+    stays ``failed``: a run that was declared dead must not come back as
+    training data on its own. What the run finished with is still stored
+    (answer, metadata), and ``metadata.finished_after_interrupt`` records the
+    status it would have had. The op returns the session's stored status.
+    """
     _check_status(status, SESSION_STATUSES, "status")
+    late = (
+        f"CASE WHEN {_INTERRUPTED} THEN jsonb_build_object('finished_after_interrupt', "
+        "jsonb_build_object('status', %(status)s::text, 'at', now())) ELSE '{}'::jsonb END"
+    )
     return WriteOp(
         (
             Statement(
-                "UPDATE sessions SET status = %(status)s, "
+                f"UPDATE sessions SET status = CASE WHEN {_INTERRUPTED} THEN status "
+                "ELSE %(status)s END, "
                 "final_answer = COALESCE(%(answer)s, final_answer), "
                 "completed_at = COALESCE(%(completed_at)s, now()), "
-                f"metadata = {_MERGE_METADATA} WHERE id = %(sid)s",
+                f"metadata = {_MERGE_METADATA} || {late} WHERE id = %(sid)s RETURNING status",
                 {
                     "sid": session_id,
                     "status": status,
@@ -370,7 +429,8 @@ def finalize_session(
                     "patch": dumps(dict(metadata or {})),
                 },
             ),
-        )
+        ),
+        returns=True,
     )
 
 
@@ -432,19 +492,31 @@ def record_discovery_run(
 
 
 def recover_stale_sessions(older_than: timedelta, *, dry_run: bool = False) -> WriteOp:
-    """Mark sessions still ``running`` with no activity for ``older_than`` as failed.
+    """Mark sessions still ``running`` with no sign of life for ``older_than`` as failed.
 
-    Activity is the later of the session's start and its newest trajectory
-    event, so a long session that is still writing events is left alone. The
-    reason goes into ``metadata.error`` and ``metadata.interrupted``. The op
-    returns the ids (as an array) of the sessions affected, or that would be.
+    A sign of life is the session's start, its newest trajectory event, or
+    its heartbeat (``metadata.heartbeat_at``, written by the runtime while a
+    run is in progress, even during a long agent call): a session with any of
+    them newer than ``older_than`` is left alone. The reason goes into
+    ``metadata.error`` and ``metadata.interrupted``. The op returns the ids
+    (as an array) of the sessions affected, or that would be. Raises
+    :class:`~atlas.errors.InvalidFilter` unless ``0 < older_than <=``
+    :data:`MAX_RECOVER_AGE`.
     """
-    if older_than <= timedelta(0):
-        raise InvalidFilter("--older-than must be a positive duration, such as 30m or 2h.")
+    if not timedelta(0) < older_than <= MAX_RECOVER_AGE:
+        raise InvalidFilter(
+            f"older_than must be a positive duration of at most {MAX_RECOVER_AGE.days} days, "
+            f"such as 30m or 2h; got {older_than}."
+        )
+    beat = f"(s.metadata ->> '{HEARTBEAT_KEY}') COLLATE \"C\""
+    heartbeat_recent = (
+        f"({beat} ~ '{_HEARTBEAT_SHAPE}' AND {beat} >= {_utc_text('now() - %(age)s')})"
+    )
     stale = (
         "SELECT s.id FROM sessions s WHERE s.status = 'running' "
         "AND GREATEST(s.created_at, (SELECT e.created_at FROM trajectory_events e "
-        "WHERE e.session_id = s.id ORDER BY e.id DESC LIMIT 1)) < now() - %(age)s"
+        "WHERE e.session_id = s.id ORDER BY e.id DESC LIMIT 1)) < now() - %(age)s "
+        f"AND NOT COALESCE({heartbeat_recent}, false)"
     )
     if dry_run:
         sql = f"SELECT COALESCE(array_agg(id ORDER BY id), '{{}}') FROM ({stale}) AS stale"

@@ -5,13 +5,16 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from atlas.cli.main import main
 from atlas.storage.migrate import available_migrations
 from atlas.storage.urls import mask_url
+from atlas.storage.writer import SessionWriter
 
 LATEST = available_migrations()[-1].version
 
@@ -115,12 +118,6 @@ def test_recover_dry_run_changes_nothing(cli, db_url):
             id="unknown-command",
         ),
         pytest.param(
-            ("db", "recover", "--older-than", "soon", "--database-url", "postgresql://x@h/d"),
-            "Error: Cannot read duration 'soon': use a number with a unit, "
-            "such as 30m, 2h, 1d or 1h30m.",
-            id="bad-duration",
-        ),
-        pytest.param(
             ("db", "status", "--bogus"),
             "Error: unrecognized arguments: --bogus (see `arc-atlas --help`).",
             id="unknown-flag",
@@ -205,3 +202,39 @@ def test_every_entry_point_offers_help(command):
     assert result.returncode == 0
     assert "usage: arc-atlas" in result.stdout
     assert "db" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        pytest.param("soon", "Error: --older-than: cannot read duration 'soon': use a number "
+                     "with a unit, such as 30m, 2h, 1d or 1h30m.", id="malformed"),
+        pytest.param("99999999999d", "Error: --older-than must be longer than 0s and at most "
+                     "36500d; got '99999999999d'.", id="overflow"),
+        pytest.param("9" * 400 + "s", "Error: --older-than must be longer than 0s and at most "
+                     f"36500d; got '{'9' * 400}s'.", id="beyond-float"),
+        pytest.param("0s", "Error: --older-than must be longer than 0s and at most 36500d; "
+                     "got '0s'.", id="zero"),
+        pytest.param("-5m", "Error: --older-than: cannot read duration '-5m': use a number "
+                     "with a unit, such as 30m, 2h, 1d or 1h30m.", id="negative"),
+    ],
+)  # fmt: skip
+def test_recover_older_than_is_validated_before_connecting(
+    capsys: pytest.CaptureFixture[str], value: str, expected: str
+) -> None:
+    # The URL is unreachable: the flag must be refused before any connection.
+    argv = ["db", "recover", f"--older-than={value}", "--database-url", "postgresql://x@h:1/d"]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [expected]
+    assert captured.out == ""
+
+
+def test_recover_leaves_a_session_with_a_recent_heartbeat(cli, db_url):
+    with SessionWriter.open(db_url) as writer:
+        long_ago = datetime.now(timezone.utc) - timedelta(hours=1)
+        writer.heartbeat(writer.create_session("long agent call", created_at=long_ago))
+    result = cli("db", "recover", "--older-than", "5s", "--database-url", db_url)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    assert _scalar(db_url, "SELECT status FROM sessions") == "running"

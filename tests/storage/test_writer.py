@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
@@ -487,3 +488,64 @@ def test_session_metadata_is_valid_json_text(writer: Any, db: psycopg.Connection
     sid = writer.create_session("t", {"nul": "a\x00b", "set": {1}})
     text = one(db, "SELECT metadata::text AS m FROM sessions WHERE id = %s", sid)["m"]
     assert json.loads(text) == {"nul": "a\ufffdb", "set": [1]}
+
+
+HEARTBEAT_SHAPE = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z"
+LONG_AGO = datetime.now(timezone.utc) - timedelta(hours=3)
+
+
+def test_a_recent_heartbeat_keeps_a_session_from_recovery(
+    writer: Any, db: psycopg.Connection[Any]
+) -> None:
+    sid = writer.create_session("long agent call", created_at=LONG_AGO)
+    writer.heartbeat(sid)
+    assert writer.recover_stale_sessions(timedelta(seconds=5)) == []
+    row = session(db, sid)
+    assert row["status"] == "running"
+    assert re.fullmatch(HEARTBEAT_SHAPE, row["metadata"]["heartbeat_at"])
+
+
+@pytest.mark.parametrize(
+    "beat",
+    [
+        pytest.param((datetime.now(timezone.utc) - timedelta(hours=2)).strftime(
+            "%Y-%m-%dT%H:%M:%S.%fZ"), id="old-heartbeat"),
+        pytest.param("not a time", id="text"),
+        pytest.param(12345, id="number"),
+        pytest.param({"at": "now"}, id="object"),
+        pytest.param("2999-02-30T00:00:00.000000", id="no-zone"),
+    ],
+)  # fmt: skip
+def test_an_old_or_unreadable_heartbeat_does_not_keep_a_session(
+    writer: Any, db: psycopg.Connection[Any], beat: Any
+) -> None:
+    sid = writer.create_session("stale", {"heartbeat_at": beat}, created_at=LONG_AGO)
+    assert writer.recover_stale_sessions(timedelta(hours=1)) == [sid]
+
+
+def test_a_heartbeat_after_the_end_changes_nothing(
+    writer: Any, db: psycopg.Connection[Any]
+) -> None:
+    sid = writer.create_session("done")
+    writer.finalize_session(sid, status="succeeded")
+    writer.heartbeat(sid)
+    assert "heartbeat_at" not in session(db, sid)["metadata"]
+
+
+def test_a_run_finishing_after_recovery_stays_failed(
+    writer: Any, db: psycopg.Connection[Any]
+) -> None:
+    sid = writer.create_session("declared dead", created_at=LONG_AGO)
+    assert writer.recover_stale_sessions(timedelta(hours=1)) == [sid]
+    assert writer.set_review_status([sid], "approved", only_running=True) == 0
+    assert writer.finalize_session(sid, status="succeeded", final_answer="late") == "failed"
+    row = session(db, sid)
+    assert (row["status"], row["review_status"], row["final_answer"]) == (
+        "failed", "pending", "late")  # fmt: skip
+    assert row["metadata"]["error"].startswith("interrupted:")
+    assert row["metadata"]["finished_after_interrupt"]["status"] == "succeeded"
+
+
+def test_finalize_returns_the_status_stored(writer: Any) -> None:
+    sid = writer.create_session("t")
+    assert writer.finalize_session(sid, status="succeeded") == "succeeded"

@@ -29,6 +29,7 @@ OPS = {
     "update_metadata": writes.update_metadata(1, {"a": 1}),
     "set_review_status": writes.set_review_status([1], "approved", reviewer="r"),
     "finalize_session": writes.finalize_session(1, status="succeeded"),
+    "heartbeat": writes.heartbeat(1),
     "upsert_learning": writes.upsert_learning("k", student_learning="s", teacher_learning=None),
     "record_discovery_run": writes.record_discovery_run(project_root="/p", task=None, payload={}),
     "recover_stale_sessions": writes.recover_stale_sessions(timedelta(hours=1)),
@@ -51,7 +52,8 @@ def test_every_placeholder_is_bound(op: WriteOp) -> None:
         pytest.param("set_review_status", True, id="set_review_status"),
         pytest.param("recover_stale_sessions", True, id="recover_stale_sessions"),
         pytest.param("record_plan", False, id="record_plan"),
-        pytest.param("finalize_session", False, id="finalize_session"),
+        pytest.param("finalize_session", True, id="finalize_session"),
+        pytest.param("heartbeat", False, id="heartbeat"),
     ],
 )
 def test_ops_that_return_a_value(name: str, returns: bool) -> None:
@@ -94,8 +96,21 @@ def test_create_session_params() -> None:
         ),
         pytest.param(
             lambda: writes.recover_stale_sessions(timedelta(0)),
-            "--older-than must be a positive duration, such as 30m or 2h.",
-            id="stale-age",
+            "older_than must be a positive duration of at most 36500 days, such as 30m or 2h; "
+            "got 0:00:00.",
+            id="stale-age-zero",
+        ),
+        pytest.param(
+            lambda: writes.recover_stale_sessions(timedelta(seconds=-5)),
+            "older_than must be a positive duration of at most 36500 days, such as 30m or 2h; "
+            "got -1 day, 23:59:55.",
+            id="stale-age-negative",
+        ),
+        pytest.param(
+            lambda: writes.recover_stale_sessions(writes.MAX_RECOVER_AGE + timedelta(seconds=1)),
+            "older_than must be a positive duration of at most 36500 days, such as 30m or 2h; "
+            "got 36500 days, 0:00:01.",
+            id="stale-age-too-long",
         ),
     ],
 )
