@@ -22,7 +22,13 @@ from typing import Any, Protocol
 
 from atlas.config.models import DriftConfig
 from atlas.runtime import roles
-from atlas.runtime.recorder import SessionRecorder, load_history, load_playbook, reward_baseline
+from atlas.runtime.recorder import (
+    Heartbeat,
+    SessionRecorder,
+    load_history,
+    load_playbook,
+    reward_baseline,
+)
 from atlas.runtime.signals import (
     aggregate_reward,
     choose_mode,
@@ -105,6 +111,9 @@ class RuntimeSettings:
     tags: tuple[str, ...] = ()
     tenant: str | None = None
     extra_metadata: Mapping[str, Any] = field(default_factory=dict)
+    # How often a running session's metadata.heartbeat_at is refreshed; keep
+    # it well below the --older-than given to `arc-atlas db recover`.
+    heartbeat_seconds: float = 30.0
 
 
 @dataclass
@@ -475,7 +484,24 @@ async def run_session(
     writer: AsyncSessionWriter,
     reporter: Reporter | None = None,
 ) -> RunResult:
-    """Run ``task`` once, persisting everything as it happens; see the module docstring."""
+    """Run ``task`` once, persisting everything as it happens; see the module docstring.
+
+    While it runs, the session's heartbeat is recorded every
+    ``settings.heartbeat_seconds``. A session ``arc-atlas db recover`` marks
+    failed meanwhile stays failed, and so does the result.
+    """
+    async with Heartbeat(writer, settings.heartbeat_seconds) as heartbeat:
+        return await _run_session(task, parts, settings, writer, reporter, heartbeat)
+
+
+async def _run_session(
+    task: str,
+    parts: RuntimeParts,
+    settings: RuntimeSettings,
+    writer: AsyncSessionWriter,
+    reporter: Reporter | None,
+    heartbeat: Heartbeat,
+) -> RunResult:
     reporter = reporter or _Silent()
     learning_key = learning_key_for(task, settings)
     metadata: dict[str, Any] = {
@@ -485,6 +511,7 @@ async def run_session(
         "tenant": settings.tenant,
     }
     session_id = await writer.create_session(task, metadata)
+    heartbeat.watch(session_id)
     recorder = SessionRecorder(writer, session_id)
     result = RunResult(session_id, "running", task, learning_key=learning_key)
     phase = "triage"
@@ -590,15 +617,20 @@ async def run_session(
         await recorder.emit("session_completed", "runtime", "session", {"review_status": review})
         # Rewards, metadata, review status, the last events and the final
         # status: one transaction, one round trip.
-        completion.append(
-            writes.set_review_status([session_id], review, notes=notes, reviewer="atlas-runtime")
-        )
+        # only_running: no verdict lands on a session `db recover` has failed.
+        completion.append(writes.set_review_status(
+            [session_id], review, notes=notes, reviewer="atlas-runtime", only_running=True
+        ))  # fmt: skip
         completion.append(
             writes.finalize_session(session_id, status="succeeded", final_answer=answer)
         )
-        await recorder.write(completion)
+        stored = await recorder.write(completion)
+        if stored != "succeeded":
+            review = "pending"
+            result.error = ("interrupted: `arc-atlas db recover` marked the session failed "
+                            "before it finished; it stays failed")  # fmt: skip
         reporter.phase("done", f"session {session_id}, reward {score}, review {review}")
-        result.status, result.final_answer = "succeeded", answer
+        result.status, result.final_answer = str(stored or "failed"), answer
         result.session_reward, result.review_status = session_reward, review
         result.steps = ctx.step_summaries
         result.metadata = {"drift": drift.to_dict(), "drift_alert": drift_alert, "mode": ctx.mode}

@@ -3,13 +3,19 @@
 The recorder owns one session id and an :class:`~atlas.storage.AsyncSessionWriter`.
 Events are flat envelopes buffered in memory and written in one statement per
 batch (when the buffer fills, and at every phase boundary), never one round
-trip each.
+trip each. A :class:`Heartbeat` runs beside the run and marks the session
+alive at a fixed interval, also while an agent call takes minutes and no event
+is written, so ``arc-atlas db recover`` can tell a live run from a dead one.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
+from types import TracebackType
 from typing import Any
 
 from psycopg.rows import dict_row
@@ -18,7 +24,57 @@ from atlas.storage import writes
 from atlas.storage.writer import AsyncSessionWriter
 from atlas.storage.writes import WriteOp
 
-__all__ = ["SessionRecorder", "load_history", "load_playbook", "reward_baseline"]
+__all__ = ["Heartbeat", "SessionRecorder", "load_history", "load_playbook", "reward_baseline"]
+
+logger = logging.getLogger(__name__)
+
+
+class Heartbeat:
+    """Record a running session's heartbeat every ``every`` seconds from a background task.
+
+    Use as an async context manager around the run and call :meth:`watch`
+    once the session exists; leaving the block stops the task. A heartbeat
+    that cannot be written (the database is briefly away) is logged and the
+    next one is tried: a missed beat must not fail the run.
+    """
+
+    def __init__(self, writer: AsyncSessionWriter, every: float):
+        if not every > 0:
+            raise ValueError(f"Heartbeat interval must be positive; got {every!r}.")
+        self.writer = writer
+        self.every = every
+        self._session_id: int | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def watch(self, session_id: int) -> None:
+        """Beat for ``session_id`` from now on."""
+        self._session_id = session_id
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(self.every)
+            if self._session_id is None:
+                continue
+            try:
+                await self.writer.heartbeat(self._session_id)
+            except Exception:
+                logger.warning("Heartbeat of session %s not recorded", self._session_id,
+                               exc_info=True)  # fmt: skip
+
+    async def __aenter__(self) -> Heartbeat:
+        self._task = asyncio.create_task(self._beat(), name="arc-atlas heartbeat")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
 
 
 class SessionRecorder:
@@ -59,22 +115,25 @@ class SessionRecorder:
         """Write every buffered event in one statement."""
         await self.write(())
 
-    async def write(self, ops: Sequence[WriteOp]) -> None:
+    async def write(self, ops: Sequence[WriteOp]) -> Any:
         """Run ``ops`` and the buffered events as one transaction, in one round trip.
 
         Events ride along with the write they accompany (a step, the plan, the
-        end of the session) instead of costing a round trip of their own.
+        end of the session) instead of costing a round trip of their own. They
+        go first, so the value returned is that of the last op, when it
+        returns one (``finalize_session``: the status stored).
         """
-        statements = [st for op in ops for st in op.statements]
         batch, self._buffer = self._buffer, []
-        if batch:
-            statements.extend(writes.append_events(self.session_id, batch).statements)
+        statements = list(writes.append_events(self.session_id, batch).statements if batch else ())
+        statements.extend(st for op in ops for st in op.statements)
         if not statements:
-            return
-        await self.writer.run(WriteOp(tuple(statements)))
+            return None
+        returns = bool(ops) and ops[-1].returns
+        value = await self.writer.run(WriteOp(tuple(statements), returns=returns))
         if batch:
             self.events_written += len(batch)
             self.batches_written += 1
+        return value
 
     def pending(self) -> list[dict[str, Any]]:
         """Events not yet written (kept for the failure path)."""
