@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from atlas import core
-from atlas.config import config_from_mapping, load_config
+from atlas.config import config_from_mapping, load_config, resolve_database_url
 from atlas.errors import ConfigError
 from atlas.runtime.demo import DEMO_CONFIG, DEMO_TASKS
 from atlas.storage import SessionWriter
@@ -42,14 +42,18 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _quickstart(args: argparse.Namespace) -> int:
-    config = config_from_mapping(DEMO_CONFIG, source="the demo configuration")
+    config_path = getattr(args, "config", None)
+    target = resolve_database_url(
+        args.database_url, load_config(config_path) if config_path else None
+    )
+    config = config_from_mapping(
+        _demo_config(shared=not target.is_embedded), source="the demo configuration"
+    )
     tasks = list(DEMO_TASKS)[: args.tasks]
     print("Running the demo agents (deterministic, offline; labelled [demo]):", file=sys.stderr)
     ids = []
     for task in tasks:
-        result = core.run(
-            task, config=config, stream_progress=args.stream, database_url=args.database_url
-        )
+        result = core.run(task, config=config, stream_progress=args.stream, database_url=target.url)
         score = (result.session_reward or {}).get("score")
         print(
             f"  session {result.session_id} {result.status:9s} reward {score} "
@@ -58,8 +62,14 @@ def _quickstart(args: argparse.Namespace) -> int:
         )
         ids.append(result.session_id)
     summary = export_jsonl(
-        args.output, args.database_url, session_ids=ids, include_all_review_statuses=True
+        args.output, target.url, session_ids=ids, include_all_review_statuses=True
     )
+    if not target.is_embedded:
+        print(
+            "These are demo sessions (metadata.demo: true), left pending for review in a "
+            "database that is not the embedded one: training exports skip them unless approved.",
+            file=sys.stderr,
+        )
     print(
         f"Exported {summary.sessions} sessions to {args.output}.\n\nTry next:\n"
         f"  arc-atlas review sessions --status all --limit 10\n"
@@ -71,6 +81,21 @@ def _quickstart(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def _demo_config(*, shared: bool) -> dict[str, Any]:
+    """The demo configuration, its sessions labelled demo data (``metadata.demo: true``).
+
+    On the embedded database, arc-atlas's own scratch space, they are
+    approved as they finish so the first export has something in it. On any
+    other database (``shared``) they wait for a review: a database that feeds
+    real training exports must not take demo sessions through the gate.
+    """
+    config = dict(DEMO_CONFIG)
+    config["metadata"] = {**DEMO_CONFIG["metadata"], "demo": True}
+    if shared:
+        config["runtime_safety"] = {"review": {"require_approval": True}}
+    return config
 
 
 _SKIP = {".git", ".venv", "venv", "node_modules", "site-packages", "__pycache__", "build", "dist"}
