@@ -166,11 +166,18 @@ def _describe(exc: ValidationError, source: str) -> str:
             messages.append(f"{key}: {what} of {tags}")
         else:
             got = error.get("input")
-            shown = "" if isinstance(got, (dict, list)) else f" (got {got!r})"
+            shown = "" if isinstance(got, (dict, list)) else f" (got {_shown(got)})"
             # pydantic prefixes a validator's own ValueError text with "Value error, ".
             text = error["msg"].removeprefix("Value error, ")
             messages.append(f"{key}: {text}{shown}")
     return f"{source}: " + "; ".join(messages) + "."
+
+
+def _shown(value: Any) -> str:
+    """A rejected value as an error shows it: a URL's password (from ${PW}, say) masked."""
+    from atlas.storage.urls import mask_url  # atlas.storage imports atlas.config
+
+    return repr(mask_url(value)) if isinstance(value, str) else repr(value)
 
 
 def _members(annotation: Any) -> list[type[BaseModel]]:

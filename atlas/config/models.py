@@ -82,6 +82,7 @@ class StorageConfig(_Section):
     database_url: str | None = Field(
         default=None,
         description="PostgreSQL URL; leave unset to use the embedded database.",
+        repr=False,  # it may hold a password; a repr ends up in logs and tracebacks
     )
     min_connections: int = Field(default=1, ge=0, le=1000)
     max_connections: int = Field(default=5, ge=1, le=1000)

@@ -12,7 +12,7 @@ import contextlib
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from decimal import Decimal
 from typing import Any
 
@@ -27,7 +27,7 @@ from psycopg.types.json import set_json_loads
 from atlas.config.database_url import ResolvedURL
 from atlas.config.models import StorageConfig
 from atlas.errors import ConfigError, DatabaseUnavailable, StatementTimeout
-from atlas.storage.urls import mask_url
+from atlas.storage.urls import invalid_url_message, mask_url
 
 __all__ = [
     "ConnectionSettings",
@@ -44,9 +44,13 @@ _MISSING_DATABASE = re.compile(r'database ".*" does not exist')
 _MISSING_ROLE = re.compile(r'role ".*" does not exist')
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class ConnectionSettings:
-    """Where to connect and how: the storage block with its URL resolved."""
+    """Where to connect and how: the storage block with its URL resolved.
+
+    Its repr shows the URL with the password masked, so a logged or printed
+    settings object gives nothing away.
+    """
 
     url: str
     source: str = "--database-url"
@@ -73,20 +77,28 @@ class ConnectionSettings:
             connect_timeout_seconds=block.connect_timeout_seconds,
         )
 
+    def __repr__(self) -> str:
+        shown = ", ".join(
+            f"{f.name}={self.display_url if f.name == 'url' else getattr(self, f.name)!r}"
+            for f in fields(self)
+        )
+        return f"ConnectionSettings({shown})"
+
     @property
     def display_url(self) -> str:
         """The URL with its password masked."""
         return mask_url(self.url)
 
     def connect_kwargs(self) -> dict[str, Any]:
-        """libpq parameters added to the URL for every connection arc-atlas opens."""
-        try:
-            existing = conninfo_to_dict(self.url).get("options") or ""
-        except psycopg.ProgrammingError as exc:
-            raise ConfigError(
-                f"Database URL {self.display_url} is not valid ({_first_line(exc)}); "
-                "expected postgresql://user:password@host:port/database."
-            ) from None
+        """libpq parameters added to the URL for every connection arc-atlas opens.
+
+        Raises :class:`ConfigError` (password masked) when libpq would refuse
+        or misread the URL.
+        """
+        message = invalid_url_message(self.url, self.source)
+        if message is not None:
+            raise ConfigError(message)
+        existing = conninfo_to_dict(self.url).get("options") or ""
         timeout_ms = round(self.statement_timeout_seconds * 1000)
         options = f"{existing} -c statement_timeout={timeout_ms}".strip()
         return {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from atlas.config import EMBEDDED, AtlasConfig, StorageConfig, resolve_database_url
+from atlas.errors import ConfigError
 
 FILE = AtlasConfig(storage=StorageConfig(database_url="postgresql://file/db"))
 ALL_ENV = {
@@ -67,3 +68,35 @@ def test_precedence(
 def test_process_environment_is_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ATLAS_DATABASE_URL", "postgresql://from-process/db")
     assert resolve_database_url(config=FILE).url == "postgresql://from-process/db"
+
+
+@pytest.mark.parametrize(
+    ("explicit", "config", "environ", "source"),
+    [
+        pytest.param("mysql://u:secret@h/db", None, {}, "--database-url", id="explicit"),
+        pytest.param(None, None, {"ATLAS_DATABASE_URL": "mysql://u:secret@h/db"},
+                     "ATLAS_DATABASE_URL", id="atlas-env"),
+        pytest.param(None, AtlasConfig(storage=StorageConfig(database_url="mysql://u:secret@h/db")),
+                     {}, "storage.database_url", id="file"),
+    ],
+)  # fmt: skip
+def test_malformed_winner_is_a_config_error_naming_its_source(
+    explicit: str | None, config: AtlasConfig | None, environ: dict[str, str], source: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        resolve_database_url(explicit, config, environ)
+    message = str(caught.value)
+    assert message.startswith("Database URL mysql://u:***@h/db is not valid: ")
+    assert message.endswith(f"(set by {source}).")
+    assert "secret" not in message + repr(caught.value)
+
+
+def test_malformed_loser_is_not_checked() -> None:
+    resolved = resolve_database_url(None, None, {"ATLAS_DATABASE_URL": "postgresql://h/db",
+                                                 "DATABASE_URL": "mysql://h/db"})  # fmt: skip
+    assert resolved.url == "postgresql://h/db"
+
+
+def test_repr_masks_the_password() -> None:
+    resolved = resolve_database_url("postgresql://u:secret@h/db", None, {})
+    assert repr(resolved) == "ResolvedURL(url='postgresql://u:***@h/db', source='--database-url')"
