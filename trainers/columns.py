@@ -34,7 +34,7 @@ from typing import Any, Literal, get_args
 
 import orjson
 
-from atlas.errors import AtlasError
+from atlas.errors import RecordSchemaError
 from atlas.runtime.traces import AtlasSessionTrace
 
 __all__ = [
@@ -128,10 +128,6 @@ _NAMES: Mapping[str, frozenset[str]] = {
 }
 _INT64 = (-(2**63), 2**63 - 1)
 _JSON_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
-
-
-class RecordSchemaError(AtlasError, ValueError):
-    """A record does not fit the table kind it is written as (unknown fields, not a mapping)."""
 
 
 def check_kind(kind: str) -> str:

@@ -29,7 +29,7 @@ from typing import IO, Any, Literal
 
 import orjson
 
-from atlas.errors import AtlasError
+from atlas.errors import TraceFileError
 from atlas.runtime.traces import AtlasSessionTrace, AtlasStepTrace
 from trainers._coerce import coerce_session
 
@@ -52,10 +52,6 @@ DEFAULT_SYSTEM_PROMPT = (
     "You are the Student executor of an Atlas session. Carry out the step below "
     "exactly, using the tool it names when there is one, and return the step's result."
 )
-
-
-class TraceFileError(AtlasError, ValueError):
-    """A line of a trace file is not a JSON object (the message names the file and line)."""
 
 
 @dataclass

@@ -1,24 +1,43 @@
 """The ``arc-atlas`` command line: argument parsing and the one error boundary.
 
-Every command returns an exit code; errors arc-atlas expects (bad config,
-unreachable database, bad flag) are printed once as ``Error: ...`` on stderr
-with exit code 2 and no traceback. Data goes to stdout, messages to stderr.
+Every command returns an exit code. :func:`main` is the only place that turns
+an exception into output: an error arc-atlas expects (an :class:`AtlasError`,
+a full or unwritable disk, a missing optional dependency, Ctrl-C, SIGTERM) is
+printed once as ``Error: ...`` on stderr with the exit code ``docs/cli.md``
+documents, and no traceback. Anything else is a bug and keeps its traceback.
+Data goes to stdout, messages to stderr.
+
+This module imports only the standard library and :mod:`atlas.errors` at the
+top; the commands (and psycopg, pydantic, ...) are imported inside the
+boundary, so a Ctrl-C while they load is reported like any other.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
+import logging
 import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from types import FrameType
 from typing import NoReturn
 
-from atlas import __version__
-from atlas.cli import db, export_cmd, review, run_cmd
-from atlas.errors import AtlasError
+from atlas.errors import AtlasError, MissingExtra, SessionFailed, UsageError
 
-__all__ = ["EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "UsageError", "build_parser", "main"]
+__all__ = [
+    "EXIT_INTERRUPTED",
+    "EXIT_NOTHING",
+    "EXIT_OK",
+    "EXIT_TERMINATED",
+    "EXIT_USAGE",
+    "UsageError",
+    "build_parser",
+    "exit_code_for",
+    "main",
+]
 
 EXIT_OK = 0
 EXIT_NOTHING = 1
@@ -36,6 +55,35 @@ _VALUED = {
     "--task", "--tasks", "--path",
 }  # fmt: skip
 
+# OSErrors that describe the machine, not a bug: the disk is full, the path is
+# not writable or does not exist. Any other OSError keeps its traceback.
+_DISK_ERRNOS = {
+    errno.ENOSPC: "free some space or write elsewhere",
+    errno.EDQUOT: "free some space or write elsewhere",
+    errno.EFBIG: "write to another file system, or split the output",
+    errno.EACCES: "choose a path you may write, or fix its permissions",
+    errno.EPERM: "choose a path you may write, or fix its permissions",
+    errno.EROFS: "choose a path on a writable file system",
+    errno.ENOENT: "check the path",
+    errno.ENOTDIR: "check the path",
+    errno.EISDIR: "give a file name, not a folder",
+    errno.ENAMETOOLONG: "choose a shorter path",
+    errno.EEXIST: "choose another path, or remove the existing one",
+    errno.EPIPE: "the reader of the output went away",
+}
+# What psycopg logs while it drops a second error during the first one's
+# unwinding (a rollback on a connection the server closed). The first error
+# reaches the boundary and is reported; these lines would only repeat it.
+_DRIVER_NOISE = (
+    "error ignored",
+    "discarding broken connection",
+    "discarding closed connection",
+    "error connecting in",
+    "error resetting connection",
+    "rolling back returned connection",
+)
+_DRIVER_LOGGERS = ("psycopg", "psycopg.transaction", "psycopg.pool")
+
 
 class Terminated(BaseException):
     """SIGTERM arrived; unwinds like Ctrl-C so partial output is removed."""
@@ -43,10 +91,6 @@ class Terminated(BaseException):
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise Terminated()
-
-
-class UsageError(AtlasError):
-    """A command line that cannot be parsed."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -78,6 +122,9 @@ def _connection_options(parser: argparse.ArgumentParser, *, top_level: bool) -> 
 
 def build_parser() -> argparse.ArgumentParser:
     """The full ``arc-atlas`` argument parser."""
+    from atlas import __version__
+    from atlas.cli import db, export_cmd, review, run_cmd
+
     parser = _Parser(
         prog="arc-atlas",
         description="Persist agent sessions to PostgreSQL and turn them into training data. "
@@ -110,34 +157,112 @@ def _with_default_command(args: list[str]) -> list[str]:
     return ["export", *args] if args else args
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI and return its exit code (console scripts call ``sys.exit`` on it)."""
-    args_list = _with_default_command(list(sys.argv[1:] if argv is None else argv))
-    parser = build_parser()
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+def _missing_extra(exc: ModuleNotFoundError) -> MissingExtra | None:
+    """A :class:`MissingExtra` when ``exc`` is about a module of the ``train`` extra."""
+    from importlib import metadata
+
+    top = (exc.name or "").partition(".")[0].lower()
     try:
-        args = parser.parse_args(args_list)
-        handler = getattr(args, "handler", None)
-        if handler is None:
-            parser.print_help()
-            return EXIT_OK if not args_list else EXIT_USAGE
-        return int(handler(args))
-    except AtlasError as exc:
-        print(f"Error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("Interrupted; no partial output was left behind.", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except Terminated:
-        print("Terminated; no partial output was left behind.", file=sys.stderr)
-        return EXIT_TERMINATED
+        requires = metadata.requires("arc-atlas") or []
+    except metadata.PackageNotFoundError:
+        return None
+    for requirement in requires:
+        name, _, marker = requirement.partition(";")
+        if "extra ==" not in marker:
+            continue
+        # Distribution "hydra-core" is module "hydra": compare the first word too.
+        dist = name.split("[")[0].split("<")[0].split(">")[0].split("=")[0].strip().lower()
+        if top and top in (dist.replace("-", "_"), dist.split("-")[0]):
+            extra = marker.split("extra ==")[1].strip().strip("'\"")
+            return MissingExtra.for_module(top, extra=extra)
+    return None
+
+
+def exit_code_for(exc: BaseException) -> tuple[int, str] | None:
+    """The exit code and the ``Error:`` line for an expected failure, or None for a bug."""
+    if isinstance(exc, Terminated):
+        return EXIT_TERMINATED, "Error: terminated (SIGTERM); no partial output was left behind."
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_INTERRUPTED, "Error: interrupted (Ctrl-C); no partial output was left behind."
+    if isinstance(exc, AtlasError):
+        return (EXIT_NOTHING if isinstance(exc, SessionFailed) else EXIT_USAGE), f"Error: {exc}"
+    if isinstance(exc, ModuleNotFoundError):
+        extra = _missing_extra(exc)
+        return None if extra is None else (EXIT_USAGE, f"Error: {extra}")
+    if isinstance(exc, OSError) and exc.errno in _DISK_ERRNOS:
+        where = f" ({exc.filename})" if exc.filename else ""
+        return EXIT_USAGE, f"Error: {exc.strerror}{where}: {_DISK_ERRNOS[exc.errno]}."
+    return None
+
+
+class _DropDriverNoise(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and record.msg.startswith(_DRIVER_NOISE))
+
+
+@contextmanager
+def _boundary_state() -> Iterator[None]:
+    """SIGTERM raises :class:`Terminated`, and psycopg's follow-up warnings are dropped."""
+    noise = _DropDriverNoise()
+    loggers = [logging.getLogger(name) for name in _DRIVER_LOGGERS]
+    for logger in loggers:
+        logger.addFilter(noise)
+    # signal.signal only works in the main thread (main() may run in another, e.g. a UI).
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
+    try:
+        yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
+        for logger in loggers:
+            logger.removeFilter(noise)
+
+
+def _dispatch(argv: Sequence[str] | None) -> int:
+    args_list = _with_default_command(list(sys.argv[1:] if argv is None else argv))
+    # A shell cannot pass a NUL byte (argv is C strings); only a caller of
+    # main() can, and every path and SQL text parameter would refuse it later.
+    for token in args_list:
+        if "\x00" in token:
+            raise UsageError(f"Argument {token[:40]!r} contains a NUL byte (\\x00).")
+    parser = build_parser()
+    args = parser.parse_args(args_list)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return EXIT_OK if not args_list else EXIT_USAGE
+    return int(handler(args))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI and return its exit code (console scripts call ``sys.exit`` on it).
+
+    Raises only what :func:`exit_code_for` does not know: arc-atlas's bugs,
+    with their traceback.
+    """
+    try:
+        with _boundary_state():
+            return _dispatch(argv)
+    except BaseException as exc:
+        if isinstance(exc, SystemExit):  # --help, --version: argparse already printed
+            raise
+        known = exit_code_for(exc)
+        if known is None:
+            raise
+        code, line = known
+        print(line, file=sys.stderr)
+        return code
 
 
 def run() -> NoReturn:
     """Console-script entry point."""
-    sys.exit(main())
+    try:
+        code = main()
+    except KeyboardInterrupt:
+        # A second Ctrl-C while the first was being reported.
+        code = EXIT_INTERRUPTED
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import os
 import platform
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ import yaml
 
 from atlas import core
 from atlas.config import config_from_mapping, load_config, resolve_database_url
-from atlas.errors import ConfigError
+from atlas.errors import ConfigError, OutputError, SessionFailed, UsageError
 from atlas.runtime.demo import DEMO_CONFIG, DEMO_TASKS
 from atlas.storage import SessionWriter
 from atlas.training_data.export import export_jsonl
@@ -24,13 +26,19 @@ __all__ = ["register"]
 
 
 def _run(args: argparse.Namespace) -> int:
+    if not args.config:
+        raise UsageError(
+            "arc-atlas run needs --config FILE naming the agents to run: write one with "
+            "`arc-atlas env init`, or try the demo agents with `arc-atlas quickstart`."
+        )
     config = load_config(args.config)
     result = core.run(
         args.task, config=config, stream_progress=args.stream, database_url=args.database_url
     )
     if result.status != "succeeded":
-        print(f"Error: session {result.session_id} failed: {result.error}", file=sys.stderr)
-        return 1
+        raise SessionFailed(
+            f"Session {result.session_id} failed: {result.error}", session_id=result.session_id
+        )
     print(result.final_answer)
     score = (result.session_reward or {}).get("score")
     print(
@@ -42,6 +50,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _quickstart(args: argparse.Namespace) -> int:
+    if not 1 <= args.tasks <= len(DEMO_TASKS):
+        raise UsageError(f"--tasks must be between 1 and {len(DEMO_TASKS)} (the demo tasks).")
     config_path = getattr(args, "config", None)
     target = resolve_database_url(
         args.database_url, load_config(config_path) if config_path else None
@@ -154,8 +164,9 @@ def _env_init(args: argparse.Namespace) -> int:
     root = Path(args.path).resolve()
     if not root.is_dir():
         raise ConfigError(f"Project folder {root} does not exist.")
+    to_stdout = args.output == "-"
     target = Path(args.output)
-    if target.exists() and not args.force:
+    if not to_stdout and target.exists() and not args.force:
         raise ConfigError(f"{target} already exists: pass --force to replace it.")
     candidates, scanned = discover(root)
     chosen = candidates[0]["import_path"] if candidates else None
@@ -166,20 +177,52 @@ def _env_init(args: argparse.Namespace) -> int:
     )
     if not chosen:
         header += "# No agent entry point was found: `agent` runs the demo Student.\n"
-    target.write_text(header + yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-    with SessionWriter.open(args.database_url, min_connections=1, max_connections=1) as writer:
-        run_id = writer.record_discovery_run(
-            project_root=str(root),
-            task=args.task,
-            payload={"candidates": candidates[:20], "chosen": chosen, "config": str(target)},
-            metadata={"files_scanned": scanned, "python": platform.python_version()},
-        )
-    print(f"Wrote {target} (agent: {chosen or 'demo Student'}); discovery run {run_id}.",
+    text = header + yaml.safe_dump(config, sort_keys=False)
+    where = "stdout" if to_stdout else str(target)
+    # The file appears only once the discovery is recorded: a failed run
+    # (database down, disk full) leaves no config behind to be mistaken for one.
+    with _staged(None if to_stdout else target, text) as commit:
+        with SessionWriter.open(args.database_url, min_connections=1, max_connections=1) as writer:
+            run_id = writer.record_discovery_run(
+                project_root=str(root),
+                task=args.task,
+                payload={"candidates": candidates[:20], "chosen": chosen, "config": where},
+                metadata={"files_scanned": scanned, "python": platform.python_version()},
+            )
+        commit()
+    if to_stdout:
+        sys.stdout.write(text)
+    print(f"Wrote {where} (agent: {chosen or 'demo Student'}); discovery run {run_id}.",
           file=sys.stderr)  # fmt: skip
     for candidate in candidates[:5]:
         print(f"  {candidate['import_path']}  ({candidate['kind']}, {candidate['file']}:"
-              f"{candidate['line']})")  # fmt: skip
+              f"{candidate['line']})", file=sys.stderr if to_stdout else sys.stdout)  # fmt: skip
     return 0
+
+
+@contextlib.contextmanager
+def _staged(target: Path | None, text: str) -> Iterator[Callable[[], None]]:
+    """Write ``text`` beside ``target`` now; the caller's ``commit()`` moves it into place.
+
+    Without a commit (an exception, Ctrl-C) the staged file is removed. With
+    ``target`` None nothing is written and ``commit`` does nothing.
+    """
+    if target is None:
+        yield lambda: None
+        return
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+    except OSError as exc:
+        raise OutputError(
+            f"Cannot write {target} ({exc.strerror}): choose another --output."
+        ) from None
+    staged = Path(name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.write(text)
+        yield lambda: os.replace(staged, target)
+    finally:
+        staged.unlink(missing_ok=True)
 
 
 def register(

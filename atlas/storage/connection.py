@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from decimal import Decimal
@@ -26,7 +27,7 @@ from psycopg.types.json import set_json_loads
 
 from atlas.config.database_url import ResolvedURL
 from atlas.config.models import StorageConfig
-from atlas.errors import ConfigError, DatabaseUnavailable, StatementTimeout
+from atlas.errors import ConfigError, DatabaseUnavailable, PermissionDenied, StatementTimeout
 from atlas.storage.urls import invalid_url_message, mask_url
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "configure_connection",
     "connect",
     "describe_connect_error",
+    "describe_privilege_error",
     "load_json",
     "translate_errors",
 ]
@@ -216,14 +218,75 @@ def describe_connect_error(exc: BaseException, target: str) -> str:
     return f"Database at {target} is unavailable: {_first_line(exc)}."
 
 
+# PostgreSQL's message names the object ("permission denied for table
+# sessions") but not the privilege: that follows from the statement's verbs
+# (a table) or from the kind of object (nextval() needs USAGE on a sequence).
+_WRITE_VERBS = re.compile(r"\b(INSERT|UPDATE|DELETE|TRUNCATE)\b", re.I)
+_DENIED_OBJECT = re.compile(r"permission denied for (\w+) (\S+)")
+_PRIVILEGE_BY_KIND = {"schema": "CREATE", "sequence": "USAGE", "function": "EXECUTE"}
+
+
+def _failed_statement(exc: BaseException) -> tuple[str, str | None]:
+    """The text of the statement that raised ``exc`` and the role that sent it, if found.
+
+    psycopg does not attach the query to the error, but the cursor or
+    connection that ran it is still on the traceback: its ``execute`` frame
+    holds the query, and in pipeline mode (the writer) the cursor keeps its
+    last query as ``_query`` (psycopg's own name, read defensively).
+    """
+    statement, role = "", None
+    for frame, _ in traceback.walk_tb(exc.__traceback__):
+        owner = frame.f_locals.get("self")
+        query = frame.f_locals.get("query")
+        if isinstance(owner, (psycopg.Cursor, psycopg.AsyncCursor)):
+            query = query or getattr(getattr(owner, "_query", None), "query", None)
+            owner = owner.connection
+        if not isinstance(owner, (psycopg.Connection, psycopg.AsyncConnection)):
+            continue
+        role = owner.info.user
+        if isinstance(query, bytes):
+            statement = query.decode("utf-8", "replace")
+        elif isinstance(query, psycopg.sql.Composable):
+            statement = query.as_string(None)
+        elif query is not None:
+            statement = str(query)
+    return statement, role
+
+
+def describe_privilege_error(exc: pg_errors.InsufficientPrivilege, target: str) -> PermissionDenied:
+    """A :class:`PermissionDenied` naming the missing privilege, the object and the role to use."""
+    statement, role = _failed_statement(exc)
+    found = _DENIED_OBJECT.search(exc.diag.message_primary or str(exc))
+    kind, name = found.groups() if found else ("object", "")
+    if kind in _PRIVILEGE_BY_KIND:
+        privilege = _PRIVILEGE_BY_KIND[kind]
+    else:
+        verbs = dict.fromkeys(verb.upper() for verb in _WRITE_VERBS.findall(statement))
+        privilege = ", ".join(verbs) or "SELECT"
+    who = f"role {role}" if role else "the role in the URL"
+    return PermissionDenied(
+        f"Database at {target} refused {privilege} on {kind} {name}: {who} lacks that "
+        "privilege. Connect as a role that has it (the one that ran `arc-atlas db upgrade` "
+        f"owns the tables), or have the owner run GRANT {privilege} ON {kind.upper()} {name} "
+        f"TO {role or '<role>'}.",
+        privilege=privilege,
+        role=role,
+    )
+
+
 @contextlib.contextmanager
 def translate_errors(target: str) -> Iterator[None]:
-    """Turn connection-level driver errors into :class:`DatabaseUnavailable` / timeouts.
+    """Turn driver errors the caller cannot fix in code into :mod:`atlas.errors` classes.
 
-    Usable around both sync and async code: the body may contain ``await``.
+    Connection failures become :class:`DatabaseUnavailable`, a statement
+    timeout :class:`StatementTimeout`, and a missing privilege (a read-only
+    role running a writer) :class:`PermissionDenied`. Usable around both sync
+    and async code: the body may contain ``await``.
     """
     try:
         yield
+    except pg_errors.InsufficientPrivilege as exc:
+        raise describe_privilege_error(exc, target) from exc
     except pg_errors.QueryCanceled as exc:
         if "statement timeout" not in str(exc):
             # Cancelled by someone (pg_cancel_backend, Ctrl-C), not by the timeout.

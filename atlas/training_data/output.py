@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import IO, Any
 
-from atlas.errors import AtlasError
+from atlas.errors import OutputError
 
 __all__ = ["COMPRESSIONS", "OutputError", "SafeOutput", "compression_for"]
 
@@ -27,10 +27,6 @@ COMPRESSIONS: dict[str, tuple[str, int]] = {
     ".xz": ("xz", 3),
     ".zst": ("zstd", 3),
 }
-
-
-class OutputError(AtlasError):
-    """The output path cannot be written."""
 
 
 def compression_for(path: str) -> str | None:

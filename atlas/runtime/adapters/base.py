@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from atlas.errors import AtlasError
+from atlas.errors import AdapterError
 
 __all__ = ["Adapter", "AdapterError", "Completion", "one_line", "parse_usage", "render_prompt"]
 
@@ -54,23 +54,6 @@ class Adapter(Protocol):
     async def aclose(self) -> None:
         """Release connections and other resources; call it in the loop that used the adapter."""
         ...
-
-
-class AdapterError(AtlasError):
-    """An adapter call failed: the agent raised, the endpoint refused, or the reply was unusable.
-
-    The message is one line that names the adapter and never contains an API
-    key. ``adapter`` is the adapter's name, ``status`` the last HTTP status
-    (``None`` when there was none) and ``attempts`` the number of tries made.
-    """
-
-    def __init__(
-        self, message: str, *, adapter: str = "", status: int | None = None, attempts: int = 1
-    ) -> None:
-        super().__init__(message)
-        self.adapter = adapter
-        self.status = status
-        self.attempts = attempts
 
 
 def render_prompt(messages: Sequence[Mapping[str, str]]) -> str:
