@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -10,8 +11,10 @@ from typing import Any
 
 from atlas.config.loader import ignored_sections_message, load_config_sections
 from atlas.config.models import AtlasConfig
+from atlas.errors import InvalidFilter, MissingExtra, UsageError
 from atlas.training_data.api import count_hidden_by_review_status
 from atlas.training_data.export import ExportProgress, ExportSummary, export_jsonl
+from atlas.training_data.output import check_compression_level
 from atlas.training_data.review_gate import gate_hint
 
 __all__ = ["register", "run_export"]
@@ -81,34 +84,101 @@ def _nothing_message(summary: ExportSummary, hidden: dict[str, int]) -> str:
     )
 
 
+# Library parameter -> the flag that sets it, so an InvalidFilter names the flag.
+PARAMETER_FLAGS: dict[str, str] = {
+    "session_ids": "--session-id",
+    "limit": "--limit",
+    "offset": "--offset",
+    "status_filters": "--status",
+    "review_status_filters": "--include-status",
+    "include_all_review_statuses": "--include-all-statuses",
+    "trajectory_event_limit": "--trajectory-event-limit",
+    "batch_size": "--batch-size",
+    "min_reward": "--min-reward",
+    "max_reward": "--max-reward",
+    "learning_key": "--learning-key",
+    "created_after": "--created-after",
+    "created_before": "--created-before",
+    "compression_level": "--compression-level",
+}
+# A quoted value (left as it is) or a parameter name (replaced by its flag).
+_NAMES = re.compile(
+    r"""('[^']*'|"[^"]*")|\b("""
+    + "|".join(sorted(PARAMETER_FLAGS, key=len, reverse=True))
+    + r""")\b"""
+)
+# Flags that only some formats take: dest -> the formats that take it.
+FORMAT_FLAGS: dict[str, tuple[str, ...]] = {
+    "events_in_metadata": ("jsonl",),
+    "compression_level": ("jsonl", "grpo", "dpo"),
+    "records": ("parquet",),
+    "group_by": ("grpo", "dpo"),
+    "min_group_size": ("grpo",),
+    "min_margin": ("dpo",),
+}
+
+
+def flag_message(exc: InvalidFilter) -> InvalidFilter:
+    """``exc`` with the library's parameter names replaced by the flags that set them.
+
+    ``min_reward must be a finite number`` becomes ``--min-reward must be a
+    finite number``; quoted values the message echoes are left alone.
+    """
+    text = _NAMES.sub(lambda m: m[1] or PARAMETER_FLAGS[m[2]], str(exc))
+    return InvalidFilter(text, parameter=exc.parameter)
+
+
+def _flag(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
+
+
+def _check_format_flags(args: argparse.Namespace) -> None:
+    """Refuse a flag the chosen ``--format`` would ignore (their defaults are ``None``)."""
+    for dest, formats in FORMAT_FLAGS.items():
+        value = getattr(args, dest)
+        if value not in (None, False) and args.format not in formats:
+            names = f"{', '.join(formats[:-1])} and {formats[-1]}" if formats[1:] else formats[0]
+            raise UsageError(
+                f"{_flag(dest)} does not apply to --format {args.format}: it is for {names} only."
+            )
+    # Checked before any file or connection is opened, by the library's rule.
+    check_compression_level(args.output, args.compression_level)
+
+
+def _given(**options: Any) -> dict[str, Any]:
+    """The options that were given, so the library's own defaults apply to the rest."""
+    return {name: value for name, value in options.items() if value is not None}
+
+
 def _exporter(args: argparse.Namespace) -> tuple[Callable[..., ExportSummary], dict[str, Any]]:
     """The library function for ``--format`` and its format-specific arguments."""
     if args.format == "jsonl":
-        return export_jsonl, {
-            "compression_level": args.compression_level,
-            "events_in_metadata": args.events_in_metadata,
-        }
+        return export_jsonl, _given(
+            compression_level=args.compression_level,
+            events_in_metadata=args.events_in_metadata,
+        )
     try:
         from trainers import exports
-    except ImportError as exc:  # pyarrow/datasets are the `train` extra
-        from atlas.cli.main import UsageError
 
-        raise UsageError(
-            f"--format {args.format} needs {exc.name}: pip install 'arc-atlas[train]'."
-        ) from None
+        if args.format == "parquet":
+            # Imported by the writer only once sessions were read: check now.
+            import pyarrow.parquet  # noqa: F401
+    except ImportError as exc:  # pyarrow/datasets are the `train` extra
+        module = (exc.name or "pyarrow").split(".")[0]
+        raise MissingExtra.for_module(module, needed_for=f"--format {args.format}") from None
     if args.format == "parquet":
-        return exports.export_parquet, {"kind": args.records}
+        return exports.export_parquet, _given(kind=args.records)
     if args.format == "grpo":
-        return exports.export_grpo, {
-            "by": args.group_by,
-            "min_group_size": args.min_group_size,
-            "compression_level": args.compression_level,
-        }
-    return exports.export_dpo, {
-        "by": args.group_by,
-        "min_margin": args.min_margin,
-        "compression_level": args.compression_level,
-    }
+        return exports.export_grpo, _given(
+            by=args.group_by,
+            min_group_size=args.min_group_size,
+            compression_level=args.compression_level,
+        )
+    return exports.export_dpo, _given(
+        by=args.group_by,
+        min_margin=args.min_margin,
+        compression_level=args.compression_level,
+    )
 
 
 def reader_config(path: str | None) -> AtlasConfig | None:
@@ -126,11 +196,17 @@ def reader_config(path: str | None) -> AtlasConfig | None:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    """Handler of the export command."""
-    if args.include_status and args.include_all_statuses:
-        from atlas.cli.main import UsageError
+    """Handler of the export command: an :class:`InvalidFilter` names the flag at fault."""
+    try:
+        return _run_export(args)
+    except InvalidFilter as exc:
+        raise flag_message(exc) from None
 
+
+def _run_export(args: argparse.Namespace) -> int:
+    if args.include_status and args.include_all_statuses:
         raise UsageError("--include-status and --include-all-statuses cannot be combined.")
+    _check_format_flags(args)
     export, extra = _exporter(args)
     config = reader_config(args.config)
     # The selection, shared by the export and the review-gate hint's count.
@@ -199,20 +275,18 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _non_negative(text: str) -> int:
+def _whole(text: str) -> int:
+    """A whole number as text; its range is checked by the library, which names the flag."""
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
-    return value
 
 
 def _positive(text: str) -> int:
-    value = _non_negative(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("expected a number >= 1, got 0")
+    value = _whole(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
     return value
 
 
@@ -226,9 +300,9 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
         "--session-id", type=int, action="append", metavar="ID",
         help="export only this session (repeatable)",
     )  # fmt: skip
-    parser.add_argument("--limit", type=_non_negative, metavar="N", help="at most N sessions")
+    parser.add_argument("--limit", type=_whole, metavar="N", help="at most N sessions")
     parser.add_argument(
-        "--offset", type=_non_negative, default=0, metavar="N",
+        "--offset", type=_whole, default=0, metavar="N",
         help="skip the N newest matching sessions",
     )  # fmt: skip
     parser.add_argument(
@@ -247,15 +321,15 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--trajectory-event-limit", "--trajectory-limit", dest="trajectory_event_limit",
-        type=_non_negative, metavar="N", help="keep the first N trajectory events per session",
+        type=_whole, metavar="N", help="keep the first N trajectory events per session",
     )  # fmt: skip
     parser.add_argument(
-        "--events-in-metadata", action="store_true",
+        "--events-in-metadata", action="store_true", default=None,
         help="also write each session's events into session_metadata.trajectory_events "
         "(as atlas-sdk did; doubles the events' size)",
     )  # fmt: skip
     parser.add_argument(
-        "--batch-size", type=_positive, default=50, metavar="N",
+        "--batch-size", type=_whole, default=50, metavar="N",
         help="sessions read per page (default 50: small pages keep the parallel readers busy)",
     )  # fmt: skip
     parser.add_argument("--min-reward", type=float, metavar="X", help="session reward >= X")
@@ -268,8 +342,10 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--created-before", metavar="WHEN", help="created before (ISO 8601)")
     parser.add_argument(
-        "--compression-level", type=int, metavar="N", help="gzip/xz/zstd level (default 6/3/3)"
-    )
+        "--compression-level", type=int, metavar="N",
+        help="gzip/xz/zstd level: 0-9/0-9/1-22 (default 6/3/3); only for a .gz, .xz or .zst "
+        "--output, and not with --format parquet",
+    )  # fmt: skip
     parser.add_argument(
         "--quiet", "-q", action="store_true", help="print nothing but warnings and errors"
     )
@@ -279,18 +355,19 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
         "groups with group-relative advantages; dpo: preference pairs",
     )  # fmt: skip
     parser.add_argument(
-        "--records", choices=("rl", "flat", "sessions"), default="rl",
+        "--records", choices=("rl", "flat", "sessions"),
         help="parquet: which records, one per step (rl, flat) or per session (default rl)",
     )  # fmt: skip
     parser.add_argument(
-        "--group-by", choices=("task", "learning_key"), default="task",
+        "--group-by", choices=("task", "learning_key"),
         help="grpo/dpo: sessions that compete (default task)",
     )  # fmt: skip
     parser.add_argument(
-        "--min-group-size", type=_positive, default=2, metavar="N", help="grpo (default 2)"
-    )
+        "--min-group-size", type=_positive, metavar="N",
+        help="grpo: smallest group to write (default 2)",
+    )  # fmt: skip
     parser.add_argument(
-        "--min-margin", type=float, default=0.1, metavar="X",
+        "--min-margin", type=float, metavar="X",
         help="dpo: minimum reward difference between chosen and rejected (default 0.1)",
     )  # fmt: skip
 

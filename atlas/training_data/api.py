@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import difflib
 import inspect
 import os
 import warnings
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,7 +43,7 @@ from atlas.storage.connection import configure_connection, connect, translate_er
 from atlas.storage.database import AsyncDatabase, Database, prepare, resolve_settings
 from atlas.training_data.assembly import LoadOptions
 from atlas.training_data.drivers import drive, drive_async
-from atlas.training_data.filters import SessionFilters
+from atlas.training_data.filters import SessionFilters, whole_number
 from atlas.training_data.plan import Cursor, Page, count_plan, page_plan
 from atlas.training_data.review_gate import ReviewGate, gate_hint, resolve_review_gate
 
@@ -100,37 +101,65 @@ class TrainingQuery:
         include_learning_data: bool = True,
         trajectory_event_limit: int | None = None,
     ) -> TrainingQuery:
-        """Validate every argument; raises :class:`~atlas.errors.InvalidFilter`."""
-        for name, value, minimum in (
-            ("limit", limit, 0),
-            ("offset", offset, 0),
-            ("trajectory_event_limit", trajectory_event_limit, 0),
+        """Validate every argument, once; raises :class:`~atlas.errors.InvalidFilter`.
+
+        ``limit``, ``offset`` and ``trajectory_event_limit`` are real integers
+        (not bools) from 0 to PostgreSQL's bigint maximum; the ``include_*``
+        switches are bools (``"no"`` would otherwise read as true); the
+        session filters are checked by :meth:`SessionFilters.build` and review
+        statuses by :func:`~atlas.config.models.parse_review_statuses`. The
+        error's ``parameter`` names the argument at fault.
+        """
+        counts = {
+            name: None if value is None else whole_number(value, name, minimum=0)
+            for name, value in (
+                ("limit", limit),
+                ("offset", offset),
+                ("trajectory_event_limit", trajectory_event_limit),
+            )
+        }
+        for name, switch in (
+            ("include_all_review_statuses", include_all_review_statuses),
+            ("include_trajectory_events", include_trajectory_events),
+            ("include_learning_data", include_learning_data),
         ):
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int) or value < minimum
-            ):
-                raise InvalidFilter(f"{name} must be a whole number >= {minimum}, not {value!r}.")
+            if not isinstance(switch, bool):
+                raise InvalidFilter(
+                    f"{name} must be True or False, not {switch!r}.", parameter=name
+                )
+        filters = SessionFilters.build(
+            min_reward=min_reward,
+            max_reward=max_reward,
+            learning_key=learning_key,
+            status_filters=status_filters,
+            created_after=created_after,
+            created_before=created_before,
+            session_ids=session_ids,
+        )
         return cls(
-            filters=SessionFilters.build(
-                min_reward=min_reward,
-                max_reward=max_reward,
-                learning_key=learning_key,
-                status_filters=status_filters,
-                created_after=created_after,
-                created_before=created_before,
-                session_ids=session_ids,
-            ),
-            gate=resolve_review_gate(
-                review_status_filters, include_all=include_all_review_statuses, config=config
-            ),
+            filters=filters,
+            gate=_gate(review_status_filters, include_all_review_statuses, config),
             options=LoadOptions(
                 include_trajectory_events=include_trajectory_events,
                 include_learning_data=include_learning_data,
-                trajectory_event_limit=trajectory_event_limit,
+                trajectory_event_limit=counts["trajectory_event_limit"],
             ),
-            limit=limit,
-            offset=offset or 0,
+            limit=counts["limit"],
+            offset=counts["offset"] or 0,
         )
+
+    @classmethod
+    def from_filters(
+        cls, filters: Mapping[str, Any], *, config: AtlasConfig | None = None
+    ) -> TrainingQuery:
+        """:meth:`build` from a mapping of filters, such as a public function's ``**filters``.
+
+        A name that is not one of :data:`FILTER_KEYS` (a typo such as
+        ``min_rewrd``) raises :class:`~atlas.errors.InvalidFilter` naming it
+        and the filters there are, instead of a ``TypeError`` about ``build``.
+        """
+        check_filter_names(filters)
+        return cls.build(config=config, **filters)
 
     def pages(self, page_size: int) -> Iterator[tuple[int, int]]:
         """(size, offset) of successive pages; the offset applies to the first only."""
@@ -148,6 +177,39 @@ class TrainingQuery:
 FILTER_KEYS: tuple[str, ...] = tuple(
     name for name in inspect.signature(TrainingQuery.build).parameters if name != "config"
 )
+
+
+def check_filter_names(names: Iterable[str]) -> None:
+    """Raise :class:`~atlas.errors.InvalidFilter` for the first name that is not a filter.
+
+    The message names it, the closest filter when one is close, and every
+    filter there is (:data:`FILTER_KEYS`).
+    """
+    for name in names:
+        if name not in FILTER_KEYS:
+            close = difflib.get_close_matches(name, FILTER_KEYS, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise InvalidFilter(
+                f"Unknown filter {name!r}{hint}: use {', '.join(FILTER_KEYS)}.", parameter=name
+            )
+
+
+def _gate(
+    statuses: str | Sequence[str] | None, include_all: bool, config: AtlasConfig | None
+) -> ReviewGate:
+    """The review gate, with a bad ``review_status_filters`` reported under its name."""
+    if statuses is not None and not isinstance(statuses, (str, Iterable)):
+        raise InvalidFilter(
+            "review_status_filters must be a status or a list of statuses, not "
+            f"{type(statuses).__name__}.",
+            parameter="review_status_filters",
+        )
+    try:
+        return resolve_review_gate(statuses, include_all=include_all, config=config)
+    except InvalidFilter as exc:
+        if statuses is None or exc.parameter is not None:
+            raise  # from the environment, which names itself
+        raise InvalidFilter(str(exc), parameter="review_status_filters") from None
 
 
 def _config(config: ConfigArg) -> AtlasConfig | None:
@@ -453,8 +515,9 @@ async def get_session_by_id_async(
 def _count_query(filters: dict[str, Any], cfg: AtlasConfig | None) -> TrainingQuery:
     unsupported = {"limit", "offset"} & filters.keys()
     if unsupported:
-        raise InvalidFilter(f"count_training_sessions does not take {sorted(unsupported)[0]}.")
-    return TrainingQuery.build(config=cfg, **filters)
+        name = sorted(unsupported)[0]
+        raise InvalidFilter(f"count_training_sessions does not take {name}.", parameter=name)
+    return TrainingQuery.from_filters(filters, config=cfg)
 
 
 def count_training_sessions(
@@ -480,9 +543,8 @@ async def count_training_sessions_async(
 
 
 def _batch_size(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidFilter(f"batch_size must be a whole number >= 1, not {value!r}.")
-    return value
+    # The page query's LIMIT: a bigint like every count.
+    return whole_number(value, "batch_size", minimum=1)
 
 
 def _pager_query(
@@ -508,9 +570,7 @@ def _pager_query(
             f"{type(filters).__name__}."
         )
     given = dict(filters or {})
-    for key in (*given, *arguments):
-        if key not in FILTER_KEYS:
-            raise InvalidFilter(f"Unknown filter {key!r}: use {', '.join(FILTER_KEYS)}.")
+    check_filter_names([*given, *arguments])
     for key in given.keys() & arguments.keys():
         if given[key] != arguments[key]:
             raise InvalidFilter(f"Filter {key!r} is given twice, with different values.")

@@ -25,7 +25,6 @@ import orjson
 import psycopg
 from psycopg import sql
 
-from atlas.errors import InvalidFilter
 from atlas.training_data.api import (
     ConfigArg,
     Spawn,
@@ -37,7 +36,7 @@ from atlas.training_data.api import (
 )
 from atlas.training_data.assembly import LoadOptions, PageRows, assemble_records
 from atlas.training_data.drivers import drive
-from atlas.training_data.filters import SessionFilters
+from atlas.training_data.filters import SessionFilters, whole_number
 from atlas.training_data.output import SafeOutput
 from atlas.training_data.plan import Cursor, ids_plan, rows_plan
 from atlas.training_data.review_gate import ReviewGate
@@ -345,10 +344,9 @@ def export_jsonl(
     Raises :class:`~atlas.training_data.output.OutputError` before touching the
     database when ``output`` cannot be written.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InvalidFilter(f"batch_size must be a whole number >= 1, not {batch_size!r}.")
+    whole_number(batch_size, "batch_size", minimum=1)
     cfg = _config(config)
-    query = TrainingQuery.build(config=cfg, **filters)
+    query = TrainingQuery.from_filters(filters, config=cfg)
     options = replace(query.options, raw_events=True, events_in_metadata=events_in_metadata)
     started = time.perf_counter()
     sink = SafeOutput(output, compression_level=compression_level)

@@ -6,7 +6,10 @@ check each with ``EXPLAIN``. No user value is ever formatted into SQL text.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import contextlib
+import math
+import operator
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
 from typing import Any
@@ -17,32 +20,93 @@ from atlas.errors import InvalidFilter
 from atlas.storage.writes import SESSION_STATUSES
 from atlas.training_data.review_gate import ReviewGate
 
-__all__ = ["SessionFilters", "where_clause"]
+__all__ = ["BIGINT_MAX", "SESSION_ID_MAX", "SessionFilters", "where_clause", "whole_number"]
+
+
+# LIMIT, OFFSET and every count arc-atlas binds are PostgreSQL bigint: a larger
+# Python int reaches the server as numeric and fails there
+# (NumericValueOutOfRange), so it is refused here with the parameter's name.
+BIGINT_MAX = 2**63 - 1
+# sessions.id is SERIAL (int4, a sequence that starts at 1) in both layouts: an
+# id outside 1..2**31-1 can never match, so it is a mistake, not a miss.
+SESSION_ID_MAX = 2**31 - 1
+
+
+def whole_number(value: Any, name: str, *, minimum: int, maximum: int = BIGINT_MAX) -> int:
+    """``value`` as an int in ``minimum..maximum``; raises :class:`InvalidFilter` naming ``name``.
+
+    Only real integers pass (``int`` and integer types such as numpy's that
+    define ``__index__``): ``True`` is not 1, ``2.0`` and ``"2"`` are not 2.
+    """
+    number: int | None = None
+    if not isinstance(value, bool):
+        with contextlib.suppress(TypeError):
+            number = operator.index(value)
+    if number is not None and number > maximum:
+        limit = " (PostgreSQL's bigint)" if maximum == BIGINT_MAX else ""
+        raise InvalidFilter(
+            f"{name} must be at most {maximum:,}{limit}, not {_shown(value)}.", parameter=name
+        )
+    if number is None or number < minimum:
+        raise InvalidFilter(
+            f"{name} must be a whole number >= {minimum}, not {_shown(value)}.", parameter=name
+        )
+    return number
+
+
+def _shown(value: Any) -> str:
+    """``repr`` of a rejected value, shortened: a 400-digit number is not worth echoing."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:37]}..."
 
 
 def _as_list(value: Any, name: str) -> tuple[Any, ...] | None:
     if value is None:
         return None
-    if isinstance(value, (str, int)):
-        return (value,)
-    if isinstance(value, Iterable):
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        return (value,)  # one value, checked by the caller
+    # bytes and mappings are iterable, but their items (ints, keys) are never
+    # what the caller meant.
+    if not isinstance(value, (bytes, bytearray, Mapping)):
         items = tuple(value)
         if not items:
-            raise InvalidFilter(f"{name} is empty: leave it out to mean 'any'.")
+            raise InvalidFilter(f"{name} is empty: leave it out to mean 'any'.", parameter=name)
         return items
-    raise InvalidFilter(f"{name} must be a value or a list of values, not {type(value).__name__}.")
+    raise InvalidFilter(
+        f"{name} must be a value or a list of values, not {type(value).__name__}.",
+        parameter=name,
+    )
+
+
+def _texts(value: Any, name: str) -> tuple[str, ...] | None:
+    """Text values; PostgreSQL text cannot hold NUL, so one is refused here, not by the driver."""
+    items = _as_list(value, name)
+    if items is None:
+        return None
+    for item in items:
+        if not isinstance(item, str):
+            raise InvalidFilter(f"{name} must be text, not {_shown(item)}.", parameter=name)
+        if "\x00" in item:
+            raise InvalidFilter(
+                f"{name} {_shown(item)} contains a NUL character, which PostgreSQL text "
+                "cannot hold.",
+                parameter=name,
+            )
+    return tuple(dict.fromkeys(items))
 
 
 def _session_statuses(values: tuple[Any, ...] | None) -> tuple[str, ...] | None:
-    """Runtime statuses trimmed and lowercased (``SUCCEEDED`` is ``succeeded``), as atlas-sdk."""
+    """Runtime statuses trimmed and case-folded (``SUCCEEDED`` is ``succeeded``), as atlas-sdk."""
     if values is None:
         return None
     cleaned: list[str] = []
     for value in values:
-        status = value.strip().lower() if isinstance(value, str) else value
+        status = value.strip().casefold() if isinstance(value, str) else value
         if status not in SESSION_STATUSES:
             raise InvalidFilter(
-                f"Unknown session status {value!r}: use {', '.join(SESSION_STATUSES)}."
+                f"status_filters: unknown session status {_shown(value)}; use "
+                f"{', '.join(SESSION_STATUSES)}.",
+                parameter="status_filters",
             )
         if status not in cleaned:
             cleaned.append(status)
@@ -50,14 +114,29 @@ def _session_statuses(values: tuple[Any, ...] | None) -> tuple[str, ...] | None:
 
 
 def _reward(value: Any, name: str) -> float | None:
+    """A finite float, from a number or numeric text.
+
+    NaN and infinity are refused: PostgreSQL sorts NaN above every number, so
+    ``score >= 'NaN'`` would select only NaN scores and ``score <= 'NaN'``
+    every score; neither is a bound anyone means.
+    """
     if value is None:
         return None
-    if isinstance(value, bool):
-        raise InvalidFilter(f"{name} must be a number, not {value!r}.")
     try:
-        return float(value)
+        if isinstance(value, bool):
+            raise TypeError
+        number = float(value)
+    except OverflowError:  # an int beyond a float's range, such as 10**400
+        number = math.inf
     except (TypeError, ValueError):
-        raise InvalidFilter(f"{name} must be a number such as 0.8, not {value!r}.") from None
+        raise InvalidFilter(
+            f"{name} must be a number such as 0.8, not {_shown(value)}.", parameter=name
+        ) from None
+    if not math.isfinite(number):
+        raise InvalidFilter(
+            f"{name} must be a finite number such as 0.8, not {_shown(value)}.", parameter=name
+        )
+    return number
 
 
 def _moment(value: Any, name: str) -> datetime | None:
@@ -69,22 +148,18 @@ def _moment(value: Any, name: str) -> datetime | None:
             value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
             raise InvalidFilter(
-                f"{name} {value!r} is not a date: use ISO 8601, e.g. 2026-01-31 "
-                "or 2026-01-31T12:00:00+00:00."
+                f"{name} {_shown(value)} is not a date: use ISO 8601, e.g. 2026-01-31 "
+                "or 2026-01-31T12:00:00+00:00.",
+                parameter=name,
             ) from None
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
     if isinstance(value, date):
         return datetime.combine(value, time(), tzinfo=timezone.utc)
-    raise InvalidFilter(f"{name} must be a datetime, a date or ISO 8601 text.")
-
-
-def _count(value: Any, name: str, minimum: int) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise InvalidFilter(f"{name} must be a whole number >= {minimum}, not {value!r}.")
-    return value
+    raise InvalidFilter(
+        f"{name} must be a datetime, a date or ISO 8601 text, not {type(value).__name__}.",
+        parameter=name,
+    )
 
 
 @dataclass(frozen=True)
@@ -111,26 +186,35 @@ class SessionFilters:
         created_before: Any = None,
         session_ids: int | Sequence[int] | None = None,
     ) -> SessionFilters:
-        """Validate user-facing filter arguments; raises :class:`InvalidFilter`."""
+        """Validate user-facing filter arguments, the only place they are checked.
+
+        Rewards are finite numbers (or numeric text); learning keys are text
+        without NUL; statuses are trimmed and case-folded; session ids are
+        real integers in 1..2**31-1 (``sessions.id`` is SERIAL). Raises
+        :class:`InvalidFilter` whose ``parameter`` names the argument at fault.
+        """
         low, high = _reward(min_reward, "min_reward"), _reward(max_reward, "max_reward")
         if low is not None and high is not None and low > high:
-            raise InvalidFilter(f"min_reward ({low}) is greater than max_reward ({high}).")
+            raise InvalidFilter(
+                f"min_reward ({low}) is greater than max_reward ({high}).", parameter="min_reward"
+            )
         statuses = _session_statuses(_as_list(status_filters, "status_filters"))
         ids = _as_list(session_ids, "session_ids")
-        try:
-            ids = tuple(int(i) for i in ids) if ids is not None else None
-        except (TypeError, ValueError):
-            raise InvalidFilter("session_ids must be integers.") from None
-        keys = _as_list(learning_key, "learning_key")
+        if ids is not None:
+            ids = tuple(
+                whole_number(i, "session_ids", minimum=1, maximum=SESSION_ID_MAX) for i in ids
+            )
         after = _moment(created_after, "created_after")
         before = _moment(created_before, "created_before")
         if after and before and after >= before:
-            raise InvalidFilter("created_after must be earlier than created_before.")
+            raise InvalidFilter(
+                "created_after must be earlier than created_before.", parameter="created_after"
+            )
         return cls(
             min_reward=low,
             max_reward=high,
-            learning_keys=tuple(str(k) for k in keys) if keys else None,
-            statuses=statuses or None,
+            learning_keys=_texts(learning_key, "learning_key"),
+            statuses=statuses,
             created_after=after,
             created_before=before,
             session_ids=ids,

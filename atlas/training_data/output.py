@@ -1,67 +1,189 @@
 """Writing an export safely: a temporary file beside the target, renamed when complete.
 
 An interrupted, failed or killed export never leaves a file under the target
-name: data goes to ``.<name>.<random>.partial`` in the same directory (so the
-final rename is atomic on the same file system), and only :meth:`commit`
-moves it into place. Compression follows the target's extension.
+name: data goes to ``.<name>.<pid>@<host>.<random>.partial`` in the same
+directory (so the final rename is atomic on the same file system), and only
+:meth:`commit` moves it into place. Compression follows the target's
+extension, at a level checked against it before any file is created.
+
+A run killed outright (``kill -9``, a power cut) cannot remove its temporary
+file, so the next export to the same target does, but only when it is clearly
+stale: the process named in it is gone from this host, or (for a file from
+another host, or named before the pid was recorded) nothing has written to it
+for :data:`STALE_AFTER_SECONDS`. A temporary file of a live export is never
+touched, whoever owns it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gzip
+import logging
 import lzma
 import os
+import re
+import socket
 import sys
 import tempfile
+import time
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
-from atlas.errors import OutputError
+from atlas.errors import InvalidFilter, OutputError
 
-__all__ = ["COMPRESSIONS", "OutputError", "SafeOutput", "compression_for"]
+__all__ = [
+    "COMPRESSIONS",
+    "STALE_AFTER_SECONDS",
+    "Compression",
+    "OutputError",
+    "SafeOutput",
+    "check_compression_level",
+    "compression_for",
+    "remove_stale_partials",
+]
 
-# extension -> (name, default level)
-COMPRESSIONS: dict[str, tuple[str, int]] = {
-    ".gz": ("gzip", 6),
-    ".xz": ("xz", 3),
-    ".zst": ("zstd", 3),
+_log = logging.getLogger(__name__)
+
+
+class Compression(NamedTuple):
+    """A compression arc-atlas writes: its name, default level and the levels it accepts."""
+
+    name: str
+    default_level: int
+    levels: range
+
+
+# Output extension -> compression; everything else is written as it is.
+COMPRESSIONS: dict[str, Compression] = {
+    ".gz": Compression("gzip", 6, range(0, 10)),
+    ".xz": Compression("xz", 3, range(0, 10)),
+    ".zst": Compression("zstd", 3, range(1, 23)),
 }
+# A temporary file of another host (whose pid cannot be checked here), or one
+# with no pid in its name, is stale once nothing has written to it for this
+# long: a live export writes every few seconds, and a day leaves a wide margin.
+STALE_AFTER_SECONDS = 24 * 3600
 
 
 def compression_for(path: str) -> str | None:
     """``gzip`` / ``xz`` / ``zstd`` from the file name's extension, or None for plain text."""
-    suffix = Path(path).suffix.lower()
-    found = COMPRESSIONS.get(suffix)
-    return found[0] if found else None
+    found = COMPRESSIONS.get(Path(path).suffix.lower())
+    return found.name if found else None
+
+
+def check_compression_level(path: str, level: Any) -> int | None:
+    """The level to compress ``path`` (``-`` = stdout) at: ``level`` checked, or the default.
+
+    gzip and xz take 0-9, zstd 1-22; 0 means 0 (no compression), not the
+    default. Raises :class:`~atlas.errors.InvalidFilter` (parameter
+    ``compression_level``) for a level out of range, or for any level when the
+    output is not compressed (plain text, stdout): a level that would be
+    ignored is a mistake to report, not to drop.
+    """
+    found = None if path == "-" else COMPRESSIONS.get(Path(path).suffix.lower())
+    if level is None:
+        return found.default_level if found else None
+    where = "stdout" if path == "-" else Path(path).name
+    if found is None:
+        raise InvalidFilter(
+            f"compression_level applies only to .gz, .xz and .zst outputs; {where} is "
+            "written uncompressed: leave it out, or name the output e.g. out.jsonl.gz.",
+            parameter="compression_level",
+        )
+    if isinstance(level, bool) or not isinstance(level, int) or level not in found.levels:
+        low, high = found.levels[0], found.levels[-1]
+        raise InvalidFilter(
+            f"compression_level {level!r} is out of range for {found.name} ({where}): "
+            f"use {low} to {high}.",
+            parameter="compression_level",
+        )
+    return level
 
 
 def _compressor(raw: IO[bytes], kind: str | None, level: int | None) -> IO[bytes]:
-    if kind is None:
+    if kind is None or level is None:
         return raw
     if kind == "gzip":
-        gz: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=level or 6, mtime=0)  # type: ignore[assignment]
+        gz: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=level, mtime=0)  # type: ignore[assignment]
         return gz
     if kind == "xz":
-        return lzma.LZMAFile(raw, mode="wb", preset=3 if level is None else level)
+        return lzma.LZMAFile(raw, mode="wb", preset=level)
     try:
         import zstandard
     except ImportError:  # pragma: no cover - a declared dependency
         raise OutputError(
             "Writing .zst needs the zstandard package: pip install zstandard."
         ) from None
-    writer: IO[bytes] = zstandard.ZstdCompressor(level=level or 3).stream_writer(raw, closefd=False)
+    writer: IO[bytes] = zstandard.ZstdCompressor(level=level).stream_writer(raw, closefd=False)
     return writer
+
+
+def _temp_pattern(target: Path) -> re.Pattern[str]:
+    """Names of ``target``'s temporary files: group ``pid``/``host`` when recorded."""
+    return re.compile(
+        rf"\.{re.escape(target.name)}\.(?:(?P<pid>\d+)@(?P<host>[^/]+)\.)?[a-z0-9_]+\.partial"
+    )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    except OverflowError:  # not a pid this system can have
+        return False
+    return True
+
+
+def remove_stale_partials(target: Path, *, now: float | None = None) -> list[Path]:
+    """Remove temporary files of earlier exports to ``target`` that are clearly stale.
+
+    Stale means: named with a pid on this host that no longer runs, or
+    (another host's, or with no pid) untouched for :data:`STALE_AFTER_SECONDS`.
+    A pid reused by a new process keeps its file until that age. Files that
+    vanish or cannot be removed meanwhile are skipped. Returns those removed.
+    """
+    directory = target.parent if str(target.parent) else Path(".")
+    pattern = _temp_pattern(target)
+    host = socket.gethostname()
+    now = time.time() if now is None else now
+    removed: list[Path] = []
+    try:
+        matches = [(p, pattern.fullmatch(p.name)) for p in directory.iterdir()]
+    except OSError:
+        return removed
+    for path, match in matches:
+        if match is None:
+            continue
+        try:
+            if match["pid"] and match["host"] == host:
+                stale = not _alive(int(match["pid"]))
+            else:
+                stale = now - path.stat().st_mtime > STALE_AFTER_SECONDS
+            if stale:
+                path.unlink()
+                removed.append(path)
+                _log.info("Removed %s, left by an export that did not finish.", path)
+        except OSError:
+            continue  # removed by someone else, or not ours to remove
+    return removed
 
 
 class SafeOutput:
     """A binary output stream for ``path`` (``-`` = stdout) that appears only when committed.
 
-    Raises :class:`OutputError` at construction when the directory is missing
-    or not writable, so callers can fail before doing any work.
+    Raises at construction, before any file is created and so before the
+    caller does any work: :class:`~atlas.errors.InvalidFilter` for a
+    compression level the output cannot take (see :func:`check_compression_level`),
+    :class:`OutputError` when the directory cannot be created or written.
+    Stale temporary files of earlier exports to ``path`` are removed first
+    (see :func:`remove_stale_partials`).
     """
 
     def __init__(self, path: str, *, compression_level: int | None = None):
+        level = check_compression_level(path, compression_level)
         self.path = path
         self.to_stdout = path == "-"
         self.kind = None if self.to_stdout else compression_for(path)
@@ -70,8 +192,15 @@ class SafeOutput:
         if self.to_stdout:
             self._raw = sys.stdout.buffer
         else:
+            if not Path(path).is_dir():
+                remove_stale_partials(Path(path))
             self._raw = self._open_temp(Path(path))
-        self.stream = _compressor(self._raw, self.kind, compression_level)
+        self.stream = self._raw
+        try:
+            self.stream = _compressor(self._raw, self.kind, level)
+        except BaseException:
+            self.abort()
+            raise
         self.bytes_written = 0
 
     def _open_temp(self, target: Path) -> IO[bytes]:
@@ -87,7 +216,11 @@ class SafeOutput:
                 "choose another --output."
             ) from None
         try:
-            fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=directory)
+            # The pid and host let a later export tell a killed run's file from a live one's.
+            owner = f"{os.getpid()}@{socket.gethostname()}"
+            fd, name = tempfile.mkstemp(
+                prefix=f".{target.name}.{owner}.", suffix=".partial", dir=directory
+            )
         except OSError as exc:
             raise OutputError(
                 f"Cannot write to {directory} ({exc.strerror}): choose another --output."

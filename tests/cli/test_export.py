@@ -16,6 +16,7 @@ import psycopg
 import pytest
 import zstandard
 
+from atlas.cli.main import main
 from atlas.runtime import AtlasSessionTrace
 from atlas.storage.synthetic import seed_sessions
 from atlas.training_data import get_session_by_id
@@ -215,26 +216,109 @@ def test_unwritable_output_is_reported_before_any_query(cli, tmp_path):
     assert result.stderr.startswith(f"Error: Cannot create output directory {blocker}")
 
 
+BIGINT = "9,223,372,036,854,775,807 (PostgreSQL's bigint)"
+LEVELS_ONLY_COMPRESSED = (
+    "--compression-level applies only to .gz, .xz and .zst outputs; {} is written "
+    "uncompressed: leave it out, or name the output e.g. out.jsonl.gz."
+)
+
+
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("args", "line"),
     [
-        pytest.param(("--limit", "-3"), "argument --limit: expected a number >= 0, got -3",
+        pytest.param(("--limit", "-3"), "--limit must be a whole number >= 0, not -3.",
                      id="limit"),
-        pytest.param(("--status", "done"), "Unknown session status 'done'", id="status"),
-        pytest.param(("--include-status", "ok"), "unknown review status 'ok'", id="review"),
-        pytest.param(("--created-after", "yesterday"), "created_after 'yesterday' is not a date",
+        pytest.param(("--status", "done"),
+                     "--status: unknown session status 'done'; use running, succeeded, failed.",
+                     id="status"),
+        pytest.param(("--include-status", "ok"), "--include-status: unknown review status 'ok'; "
+                     "use pending, approved, quarantined or all.", id="review"),
+        pytest.param(("--created-after", "yesterday"), "--created-after 'yesterday' is not a "
+                     "date: use ISO 8601, e.g. 2026-01-31 or 2026-01-31T12:00:00+00:00.",
                      id="date"),
         pytest.param(("--include-status", "approved", "--include-all-statuses"),
-                     "--include-status and --include-all-statuses cannot be combined", id="both"),
+                     "--include-status and --include-all-statuses cannot be combined.", id="both"),
+        pytest.param(("--min-reward", "nan"),
+                     "--min-reward must be a finite number such as 0.8, not nan.", id="nan"),
+        pytest.param(("--max-reward", "1e400"),
+                     "--max-reward must be a finite number such as 0.8, not inf.", id="inf"),
+        pytest.param(("--min-reward", "0.9", "--max-reward", "0.1"),
+                     "--min-reward (0.9) is greater than --max-reward (0.1).", id="reward-range"),
+        pytest.param(("--offset", str(2**63)),
+                     f"--offset must be at most {BIGINT}, not {2**63}.", id="offset-bigint"),
+        pytest.param(("--limit", str(2**63)),
+                     f"--limit must be at most {BIGINT}, not {2**63}.", id="limit-bigint"),
+        pytest.param(("--batch-size", str(2**63)),
+                     f"--batch-size must be at most {BIGINT}, not {2**63}.", id="batch-bigint"),
+        pytest.param(("--batch-size", "0"),
+                     "--batch-size must be a whole number >= 1, not 0.", id="batch-zero"),
+        pytest.param(("--trajectory-event-limit", str(2**63)),
+                     f"--trajectory-event-limit must be at most {BIGINT}, not {2**63}.",
+                     id="events-bigint"),
+        pytest.param(("--session-id", str(2**31)),
+                     f"--session-id must be at most 2,147,483,647, not {2**31}.", id="id-int4"),
+        pytest.param(("--compression-level", "3"), LEVELS_ONLY_COMPRESSED.format("o.jsonl"),
+                     id="level-on-plain"),
+        pytest.param(("-o", "-", "--compression-level", "3"),
+                     LEVELS_ONLY_COMPRESSED.format("stdout"), id="level-on-stdout"),
+        pytest.param(("-o", "o.jsonl.gz", "--compression-level", "99"),
+                     "--compression-level 99 is out of range for gzip (o.jsonl.gz): use 0 to 9.",
+                     id="gzip-99"),
+        pytest.param(("-o", "o.jsonl.xz", "--compression-level", "10"),
+                     "--compression-level 10 is out of range for xz (o.jsonl.xz): use 0 to 9.",
+                     id="xz-10"),
+        pytest.param(("-o", "o.jsonl.zst", "--compression-level", "0"),
+                     "--compression-level 0 is out of range for zstd (o.jsonl.zst): use 1 to 22.",
+                     id="zstd-0"),
+        pytest.param(("--min-margin", "0.2"),
+                     "--min-margin does not apply to --format jsonl: it is for dpo only.",
+                     id="margin-jsonl"),
+        pytest.param(("--format", "grpo", "--records", "flat"),
+                     "--records does not apply to --format grpo: it is for parquet only.",
+                     id="records-grpo"),
+        pytest.param(("--group-by", "task"), "--group-by does not apply to --format jsonl: it is "
+                     "for grpo and dpo only.", id="group-by-jsonl"),
+        pytest.param(("-o", "o.parquet", "--format", "parquet", "--group-by", "task"),
+                     "--group-by does not apply to --format parquet: it is for grpo and dpo only.",
+                     id="group-by-parquet"),
+        pytest.param(("--format", "dpo", "--min-group-size", "3"),
+                     "--min-group-size does not apply to --format dpo: it is for grpo only.",
+                     id="group-size-dpo"),
+        pytest.param(("--format", "grpo", "--events-in-metadata"),
+                     "--events-in-metadata does not apply to --format grpo: it is for jsonl only.",
+                     id="events-in-metadata-grpo"),
+        pytest.param(("-o", "o.parquet", "--format", "parquet", "--compression-level", "3"),
+                     "--compression-level does not apply to --format parquet: it is for jsonl, "
+                     "grpo and dpo only.", id="level-parquet"),
     ],
 )  # fmt: skip
-def test_bad_flags_are_one_line_errors(cli, tmp_path, args, message):
-    result = cli("--database-url", "postgresql://u@127.0.0.1:1/db", "-o",
-                 str(tmp_path / "o.jsonl"), *args)  # fmt: skip
-    assert result.returncode == 2
-    assert len(result.stderr.strip().splitlines()) == 1
-    assert result.stderr.startswith("Error: ") and message in result.stderr
-    assert not list(tmp_path.iterdir())
+def test_bad_flags_are_one_line_errors(capsys, monkeypatch, tmp_path, args, line):
+    monkeypatch.chdir(tmp_path)
+    rc = main(["--database-url", "postgresql://u@127.0.0.1:1/db", "-o", "o.jsonl", *args])
+    assert (rc, capsys.readouterr().err) == (2, f"Error: {line}\n")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_parquet_without_pyarrow_names_the_extra(capsys, monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)  # as if not installed
+    rc = main(["--database-url", "postgresql://u@127.0.0.1:1/db", "-o",
+               str(tmp_path / "o.parquet"), "--format", "parquet"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert (rc, err.count("\n")) == (2, 1)
+    assert err.startswith("Error: pyarrow is not installed, and --format parquet needs it: run ")
+    assert "pip install" in err and "[train]'" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("level", ["0", "9"])
+def test_gzip_takes_the_level_given(seeded, tmp_path, capsys, level):
+    out = tmp_path / f"l{level}.jsonl.gz"
+    rc = main(["--database-url", seeded, "-o", str(out), "--include-all-statuses", "-q",
+               "--compression-level", level])  # fmt: skip
+    assert rc == 0, capsys.readouterr().err
+    plain = gzip.decompress(out.read_bytes())
+    # Level 0 stores the data: the file is larger than what it holds.
+    assert (out.stat().st_size > len(plain)) == (level == "0")
 
 
 def test_unreachable_database_leaves_no_file(cli, tmp_path):
@@ -289,6 +373,20 @@ def test_signal_during_export_leaves_nothing(seeded, tmp_path, sig, code):
     assert proc.returncode == code
     assert "no partial output" in stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_export_removes_what_a_killed_export_to_the_same_file_left(seeded, tmp_path):
+    out = tmp_path / "again.jsonl"
+    with psycopg.connect(seeded) as locker:
+        locker.execute("LOCK TABLE step_results IN ACCESS EXCLUSIVE MODE")
+        proc = _export_process(seeded, out, "--batch-size", "5")
+        _wait_until_blocked(seeded)
+        proc.kill()  # SIGKILL: nothing runs to clean up
+        proc.communicate(timeout=60)
+    (orphan,) = tmp_path.glob(".again.jsonl.*.partial")
+    assert main(["--database-url", seeded, "-o", str(out), "--include-all-statuses", "-q"]) == 0
+    assert not orphan.exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["again.jsonl"]
 
 
 def test_statement_timeout_is_one_line(seeded, tmp_path, cli):
@@ -346,13 +444,15 @@ def _limit_file_size() -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
 
 
-@pytest.mark.parametrize("name", [pytest.param("full.jsonl", id="plain"),
-                                  pytest.param("full.jsonl.zst", id="zstd")])  # fmt: skip
-def test_a_full_disk_is_one_line_and_leaves_nothing(seeded, tmp_path, name):
+@pytest.mark.parametrize(("name", "extra"), [
+    pytest.param("full.jsonl", (), id="plain"),
+    pytest.param("full.jsonl.zst", ("--compression-level", "1"), id="zstd"),
+])  # fmt: skip
+def test_a_full_disk_is_one_line_and_leaves_nothing(seeded, tmp_path, name, extra):
     env = {k: v for k, v in os.environ.items() if k != "ATLAS_DATABASE_URL"}
     result = subprocess.run(
         [sys.executable, "-m", "atlas.cli", "--database-url", seeded, "-o", str(tmp_path / name),
-         "--include-all-statuses", "--compression-level", "1"],
+         "--include-all-statuses", *extra],
         capture_output=True, text=True, env=env, preexec_fn=_limit_file_size, timeout=120,
     )  # fmt: skip
     assert result.returncode == 2, result.stderr

@@ -60,7 +60,7 @@ def test_no_filters_no_where_clause():
             [datetime(2026, 2, 1, tzinfo=UTC)],
             id="before-exclusive",
         ),
-        pytest.param({"session_ids": [3, "4"]}, "s.id = ANY(%s)", [[3, 4]], id="ids"),
+        pytest.param({"session_ids": [3, 4]}, "s.id = ANY(%s)", [[3, 4]], id="ids"),
     ],
 )
 def test_each_filter_is_one_bound_condition(kwargs, fragment, params):
@@ -118,7 +118,9 @@ def test_dates_are_read_as_aware_moments(text, expected):
             id="min-above-max",
         ),
         pytest.param(
-            {"status_filters": ["done"]}, "Unknown session status 'done'", id="unknown-status"
+            {"status_filters": ["done"]},
+            "status_filters: unknown session status 'done'",
+            id="unknown-status",
         ),
         pytest.param({"status_filters": []}, "status_filters is empty", id="empty-status"),
         pytest.param(
@@ -136,7 +138,11 @@ def test_dates_are_read_as_aware_moments(text, expected):
             "created_after must be earlier than created_before",
             id="empty-range",
         ),
-        pytest.param({"session_ids": ["seven"]}, "session_ids must be integers", id="bad-id"),
+        pytest.param(
+            {"session_ids": ["seven"]},
+            "session_ids must be a whole number >= 1, not 'seven'",
+            id="bad-id",
+        ),
         pytest.param({"limit": -1}, "limit must be a whole number >= 0, not -1", id="limit"),
         pytest.param({"offset": 1.5}, "offset must be a whole number >= 0", id="offset"),
         pytest.param(

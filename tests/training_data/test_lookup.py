@@ -59,7 +59,7 @@ def test_unknown_id_raises_session_not_found_async(seeded_url):
 
 def test_session_not_found_is_a_lookup_error(seeded_url):
     with pytest.raises(LookupError):
-        get_session_by_id(session_id=0, db_url=seeded_url)
+        get_session_by_id(session_id=2**31 - 1, db_url=seeded_url)
 
 
 @pytest.mark.parametrize("bad", [pytest.param("7", id="text"), pytest.param(True, id="bool")])
