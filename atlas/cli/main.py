@@ -178,8 +178,22 @@ def _missing_extra(exc: ModuleNotFoundError) -> MissingExtra | None:
     return None
 
 
+def _one_line(text: str) -> str:
+    """``text`` with control characters escaped (``\\n``), so an error is one line.
+
+    A value the user typed (a URL, a path, a status) can hold a newline or a
+    carriage return, and messages quote such values.
+    """
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def exit_code_for(exc: BaseException) -> tuple[int, str] | None:
     """The exit code and the ``Error:`` line for an expected failure, or None for a bug."""
+    known = _classify(exc)
+    return None if known is None else (known[0], _one_line(known[1]))
+
+
+def _classify(exc: BaseException) -> tuple[int, str] | None:
     if isinstance(exc, Terminated):
         return EXIT_TERMINATED, "Error: terminated (SIGTERM); no partial output was left behind."
     if isinstance(exc, KeyboardInterrupt):

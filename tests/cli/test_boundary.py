@@ -373,3 +373,10 @@ def test_a_dropped_connection_prints_one_line_on_a_real_stderr(cli: Any, dying_u
     result = cli("export", "--output", "-", "--database-url", dying_url)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("Error: Database at ")
+
+
+def test_a_control_character_in_a_value_keeps_the_error_on_one_line() -> None:
+    assert exit_code_for(ConfigError("Database URL a\rb\nc is not valid.")) == (
+        2,
+        "Error: Database URL a\\rb\\nc is not valid.",
+    )
