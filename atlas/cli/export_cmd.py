@@ -101,9 +101,10 @@ PARAMETER_FLAGS: dict[str, str] = {
     "created_before": "--created-before",
     "compression_level": "--compression-level",
 }
-# A quoted value (left as it is) or a parameter name (replaced by its flag).
+# A quoted value (left as it is; an apostrophe inside a word, as in
+# "PostgreSQL's", opens none) or a parameter name (replaced by its flag).
 _NAMES = re.compile(
-    r"""('[^']*'|"[^"]*")|\b("""
+    r"""((?<!\w)'[^']*'(?!\w)|(?<!\w)"[^"]*"(?!\w))|\b("""
     + "|".join(sorted(PARAMETER_FLAGS, key=len, reverse=True))
     + r""")\b"""
 )

@@ -16,10 +16,13 @@ import psycopg
 import pytest
 import zstandard
 
+from atlas.cli.export_cmd import PARAMETER_FLAGS, flag_message
 from atlas.cli.main import main
+from atlas.errors import InvalidFilter
 from atlas.runtime import AtlasSessionTrace
 from atlas.storage.synthetic import seed_sessions
 from atlas.training_data import get_session_by_id
+from atlas.training_data.api import FILTER_KEYS
 
 
 @pytest.fixture
@@ -459,3 +462,28 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(seeded, tmp_path, name, extr
     assert result.stderr.startswith(f"Error: Could not write {tmp_path / name} (File too large)")
     assert len(result.stderr.strip().splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        pytest.param("min_reward (0.9) is greater than max_reward (0.1).",
+                     "--min-reward (0.9) is greater than --max-reward (0.1).", id="two-names"),
+        pytest.param("status_filters: unknown session status 'limit'; use running.",
+                     "--status: unknown session status 'limit'; use running.", id="quoted-value"),
+        pytest.param("offset must be at most 9 (PostgreSQL's bigint), not 10; see limit.",
+                     "--offset must be at most 9 (PostgreSQL's bigint), not 10; see --limit.",
+                     id="apostrophe-is-no-quote"),
+        pytest.param("review_status_filters: unknown", "--include-status: unknown",
+                     id="longest-name-first"),
+    ],
+)  # fmt: skip
+def test_parameter_names_become_flags(message, expected):
+    exc = flag_message(InvalidFilter(message, parameter="x"))
+    assert (str(exc), exc.parameter) == (expected, "x")
+
+
+def test_every_filter_has_a_flag_or_is_not_a_flag_value():
+    # The switches the CLI never passes as values need no flag of their own.
+    no_flag = {"include_trajectory_events", "include_learning_data"}
+    assert set(FILTER_KEYS) - no_flag <= set(PARAMETER_FLAGS)

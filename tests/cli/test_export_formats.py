@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 
 import psycopg
@@ -58,3 +59,21 @@ def test_no_pair_formed_exits_1(cli, shared_tasks, tmp_path):
     assert result.returncode == 1
     assert "formed no dpo pair; nothing was written" in result.stderr
     assert not out.exists()
+
+
+def test_grpo_takes_a_compression_level_for_a_compressed_output(cli, shared_tasks, tmp_path):
+    out = tmp_path / "groups.jsonl.gz"
+    result = cli("--database-url", shared_tasks, "-o", str(out), "--format", "grpo",
+                 "--compression-level", "0")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert all(
+        json.loads(line)["members"] for line in gzip.decompress(out.read_bytes()).splitlines()
+    )
+
+
+def test_parquet_takes_records(cli, shared_tasks, tmp_path):
+    out = tmp_path / "sessions.parquet"
+    result = cli("--database-url", shared_tasks, "-o", str(out), "--format", "parquet",
+                 "--records", "sessions")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert pq.read_table(out).num_rows == 16
