@@ -380,3 +380,36 @@ def test_a_control_character_in_a_value_keeps_the_error_on_one_line() -> None:
         2,
         "Error: Database URL a\\rb\\nc is not valid.",
     )
+
+
+_FILE_SIZE_LIMIT = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # write() fails with EFBIG instead of a kill
+resource.setrlimit(resource.RLIMIT_FSIZE, (2000, 2000))
+sys.argv = ["arc-atlas", *sys.argv[1:]]
+from atlas.cli.main import run
+run()
+"""
+
+
+@pytest.mark.parametrize(
+    ("fmt", "name"),
+    [
+        pytest.param("jsonl", "out.jsonl", id="jsonl"),
+        pytest.param("parquet", "out.parquet", id="parquet"),
+    ],
+)
+def test_a_disk_that_refuses_more_bytes_is_one_line_and_no_file(
+    reviewed_url: str, tmp_path: Path, fmt: str, name: str
+) -> None:
+    if fmt == "parquet":
+        pytest.importorskip("pyarrow")
+    target = tmp_path / "out" / name
+    result = subprocess.run(
+        [sys.executable, "-c", _FILE_SIZE_LIMIT, "export", "--include-all-statuses",
+         "--format", fmt, "--output", str(target), "--database-url", reviewed_url],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert (result.returncode, result.stderr.count("\n")) == (2, 1), result.stderr
+    assert result.stderr.startswith(f"Error: Could not write {target} (File too large)")
+    assert list(target.parent.iterdir()) == []

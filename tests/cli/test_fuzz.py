@@ -193,28 +193,42 @@ def _check(world: World, argv: list[str], monkeypatch: pytest.MonkeyPatch) -> No
         assert printed.rstrip("\n").splitlines()[-1].startswith("Error: "), printed[-2000:]
 
 
+# Export writes through different code per format and compression: each
+# option is fuzzed once per writer.
+EXPORT_WRITERS = {
+    "gz": {"--output": "{work}/out.jsonl.gz"},
+    "parquet": {"--format": "parquet", "--output": "{work}/out.parquet"},
+}
+
+
 def _cases() -> Iterator[object]:
     for command, parser in COMMANDS.items():
-        for option in _valued_options(parser):
-            for label, value in HOSTILE.items():
-                key = (" ".join(command), option, label)
-                marks = [pytest.mark.xfail(reason=KNOWN[key], strict=False)] if key in KNOWN else []
-                yield pytest.param(command, option, value, id="|".join(key), marks=marks)
+        variants = {"": {}, **(EXPORT_WRITERS if command == ("export",) else {})}
+        for variant, extra in variants.items():
+            for option in _valued_options(parser):
+                for label, value in HOSTILE.items():
+                    key = (" ".join(command), option, label)
+                    marks = (
+                        [pytest.mark.xfail(reason=KNOWN[key], strict=False)] if key in KNOWN else []
+                    )
+                    case_id = "|".join((*key, variant) if variant else key)
+                    yield pytest.param(command, extra, option, value, id=case_id, marks=marks)
 
 
 def _fill(value: str, world: World) -> str:
     return value.replace("{work}", str(world.work)).replace("{config}", str(world.config))
 
 
-@pytest.mark.parametrize(("command", "option", "value"), list(_cases()))
+@pytest.mark.parametrize(("command", "writer", "option", "value"), list(_cases()))
 def test_hostile_value(
     world: World,
     monkeypatch: pytest.MonkeyPatch,
     command: tuple[str, ...],
+    writer: dict[str, str],
     option: str,
     value: str,
 ) -> None:
-    values = {name: _fill(v, world) for name, v in _base(command).items()}
+    values = {name: _fill(v, world) for name, v in {**_base(command), **writer}.items()}
     values[option] = _fill(value, world)
     _check(world, _argv(command, values), monkeypatch)
 
