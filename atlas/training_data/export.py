@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import queue
-import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from queue import SimpleQueue
 from typing import Any
 
 import orjson
@@ -75,45 +76,31 @@ class _Writer:
     so they overlap with assembling the next page. An error there (disk full) is
     raised in the caller's thread at its next call."""
 
+    # Chunks queued ahead of the disk: bounds memory when the disk is slow.
+    _AHEAD = 4
+
     def __init__(self, sink: SafeOutput):
         self._sink = sink
-        self._queue: queue.Queue[list[bytes] | None] = queue.Queue(maxsize=4)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="arc-atlas-writer", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while (parts := self._queue.get()) is not None:
-            if self._error is None:
-                try:
-                    self._sink.write_all(parts)
-                except BaseException as exc:
-                    self._error = exc
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="arc-atlas-writer")
+        self._queued: deque[Future[None]] = deque()
 
     def write(self, parts: list[bytes]) -> None:
         """Queue ``parts`` for writing; raises an earlier write's error."""
-        if self._error is not None:
-            raise self._error
-        self._queue.put(parts)
+        while self._queued and (self._queued[0].done() or len(self._queued) >= self._AHEAD):
+            self._queued.popleft().result()
+        self._queued.append(self._pool.submit(self._sink.write_all, parts))
 
     def finish(self) -> None:
         """Wait for every queued write; raises the first write error, if any."""
-        self.close()
-        if self._error is not None:
-            raise self._error
+        while self._queued:
+            self._queued.popleft().result()
+        self._pool.shutdown()
 
     def close(self) -> None:
-        """Stop the thread once queued writes are done (errors are left for finish)."""
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join()
-
-
-def _kept_events(record: dict[str, Any], options: LoadOptions) -> int:
-    """How many events a record carries (its event list may be a pass-through fragment)."""
-    if record["trajectory_events_truncated"]:
-        return options.trajectory_event_limit or 0
-    return int(record["trajectory_event_count"])
+        """Drop writes not yet started and wait for the one running (errors are left)."""
+        for future in self._queued:
+            future.cancel()
+        self._pool.shutdown(wait=True)
 
 
 def _exact(value: Any) -> Any:
@@ -159,19 +146,18 @@ def encode_line(record: dict[str, Any]) -> bytes:
         return orjson.dumps(_exact(record), option=orjson.OPT_APPEND_NEWLINE)
 
 
-_STOP = object()
-
-
 class _PageFetcher:
     """Read the pages of an export on worker threads, in one snapshot, in page order.
 
-    A lister walks the matching session ids page by page (keyset, ids only:
-    cheap) on the main connection, which holds the export's snapshot. Workers
-    fetch whole pages by id, each on its own connection that has imported
-    that snapshot, so the server assembles several pages at once while this
-    thread turns earlier ones into JSON. With no second connection to be had,
-    one worker uses the main connection. Closing early (an error, Ctrl-C)
-    cancels the queries in flight so no thread can hang.
+    The matching session ids are listed page by page (keyset, ids only: cheap)
+    on the main connection, which holds the export's snapshot. Each page is
+    fetched whole by a worker on its own connection that has imported that
+    snapshot, so the server assembles several pages at once while the caller
+    turns earlier ones into JSON; at most ``workers + 1`` pages are in flight,
+    which bounds memory whatever the speed of the disk. With no second
+    connection to be had, one worker reads page after page on the main
+    connection, a page ahead of the caller. Closing early (an error, Ctrl-C)
+    cancels the queries in flight, so no thread can hang.
     """
 
     def __init__(
@@ -183,138 +169,100 @@ class _PageFetcher:
         size: int,
         workers: int,
     ):
-        self._query, self._options, self._size = query, options, size
-        self._stop = threading.Event()
-        # Pages listed but not yet written: this bounds memory, whatever the
-        # speed of the disk or the number of sessions.
-        self._in_flight = threading.Semaphore(workers + 1)
-        self._tasks: queue.Queue[Any] = queue.Queue()
-        self._results: queue.Queue[Any] = queue.Queue()
+        self._conn, self._query, self._options, self._size = conn, query, options, size
         self._conns: list[psycopg.Connection[Any]] = [conn]
-        self._threads: list[threading.Thread] = []
         self._exits = contextlib.ExitStack()
+        self._pending: deque[Future[Any]] = deque()
         snapshot = None
         if spawn is not None and workers > 1:
             row = conn.execute("SELECT pg_export_snapshot()").fetchone()
             snapshot = row[0] if row else None
-        if snapshot is None:
-            # One worker on the main connection; pages are listed and fetched in turn.
-            self._start(self._fetch_serially, conn)
-            self._workers = 1
-            return
-        assert spawn is not None
-        self._workers = workers
-        try:
-            # Every connection is ready before any thread starts, so a failure
-            # here leaves nothing running.
-            for _ in range(workers):
-                worker = self._exits.enter_context(spawn())
-                worker.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                worker.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
-                self._conns.append(worker)
-        except BaseException:
-            self._exits.close()
-            raise
-        self._start(self._list, conn)
+        if snapshot is not None:
+            assert spawn is not None
+            try:
+                # Every connection is ready before any thread starts, so a
+                # failure here leaves nothing running.
+                for _ in range(workers):
+                    worker = self._exits.enter_context(spawn())
+                    worker.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    worker.execute(
+                        sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot))
+                    )
+                    self._conns.append(worker)
+            except BaseException:
+                self._exits.close()
+                raise
+        # Each worker thread owns one connection for the whole export.
+        self._free: SimpleQueue[psycopg.Connection[Any]] = SimpleQueue()
         for worker in self._conns[1:]:
-            self._start(self._fetch, worker)
+            self._free.put(worker)
+        self._pool = ThreadPoolExecutor(
+            max_workers=max(len(self._conns) - 1, 1), thread_name_prefix="arc-atlas-reader"
+        )
 
-    def _start(self, target: Callable[..., None], conn: psycopg.Connection[Any]) -> None:
-        thread = threading.Thread(target=self._guard, args=(target, conn), daemon=True)
-        self._threads.append(thread)
-        thread.start()
-
-    def _guard(self, target: Callable[..., None], conn: psycopg.Connection[Any]) -> None:
+    def _fetch(self, ids: list[int]) -> PageRows:
+        conn = self._free.get()
         try:
-            target(conn)
-        except BaseException as exc:  # handed to the consumer's thread
-            self._results.put((-1, exc))
+            filters = SessionFilters(session_ids=tuple(ids))
+            rows, _ = drive(conn, rows_plan(filters, None, self._options, size=len(ids)))
+            return rows  # type: ignore[no-any-return]
+        finally:
+            self._free.put(conn)
 
-    def _pages(self, conn: psycopg.Connection[Any], plan: Callable[..., Any]) -> Iterator[Any]:
+    def _page(self, size: int, offset: int, after: Cursor | None) -> tuple[Any, Cursor | None]:
+        query = self._query
+        plan = rows_plan(query.filters, query.gate, self._options, size=size, after=after,
+                         offset=offset)  # fmt: skip
+        return drive(self._conn, plan)  # type: ignore[no-any-return]
+
+    def _ids(self) -> Iterator[list[int]]:
         cursor: Cursor | None = None
         query = self._query
-        for page_size, offset in query.pages(self._size):
-            if self._stop.is_set():
-                return
-            found, cursor = drive(
-                conn,
-                plan(query.filters, query.gate, self._options,
-                     size=page_size, after=cursor, offset=offset),
-            )  # fmt: skip
+        for size, offset in query.pages(self._size):
+            plan = ids_plan(query.filters, query.gate, self._options, size=size, after=cursor,
+                            offset=offset)  # fmt: skip
+            found, cursor = drive(self._conn, plan)
             if found:
                 yield found
             if cursor is None:
                 return
 
-    def _list(self, conn: psycopg.Connection[Any]) -> None:
-        index = 0
-        for ids in self._pages(conn, ids_plan):
-            if not self._acquire():
-                return
-            self._tasks.put((index, ids))
-            index += 1
-        self._results.put((-2, index))  # how many pages there are
-        for _ in range(self._workers):
-            self._tasks.put(_STOP)
-
-    def _fetch(self, conn: psycopg.Connection[Any]) -> None:
-        while not self._stop.is_set():
-            try:
-                task = self._tasks.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            if task is _STOP:
-                return
-            index, ids = task
-            rows, _ = drive(
-                conn,
-                rows_plan(
-                    SessionFilters(session_ids=tuple(ids)), None, self._options, size=len(ids)
-                ),
-            )
-            self._results.put((index, rows))
-
-    def _fetch_serially(self, conn: psycopg.Connection[Any]) -> None:
-        index = 0
-        for rows in self._pages(conn, rows_plan):
-            if not self._acquire():
-                return
-            self._results.put((index, rows))
-            index += 1
-        self._results.put((-2, index))
-
-    def _acquire(self) -> bool:
-        """Wait for room for one more page; False once the fetcher is closing."""
-        while not self._stop.is_set():
-            if self._in_flight.acquire(timeout=0.1):
-                return True
-        return False
+    def _serial(self) -> Iterator[PageRows]:
+        # One connection: the next page (which needs this one's cursor) is
+        # read while the caller works on this one.
+        sizes = iter(self._query.pages(self._size))
+        window = next(sizes, None)
+        if window is None:
+            return
+        self._pending.append(self._pool.submit(self._page, *window, None))
+        while self._pending:
+            rows, after = self._pending.popleft().result()
+            window = next(sizes, None) if after is not None else None
+            if window is not None:
+                self._pending.append(self._pool.submit(self._page, *window, after))
+            if rows is not None:
+                yield rows
 
     def __iter__(self) -> Iterator[PageRows]:
-        waiting: dict[int, PageRows] = {}
-        following, total = 0, None
-        while total is None or following < total:
-            index, item = self._results.get()
-            if index == -1:
-                raise item
-            if index == -2:
-                total = item
-                continue
-            waiting[index] = item
-            while following in waiting:
-                yield waiting.pop(following)
-                following += 1
-                self._in_flight.release()
+        if len(self._conns) == 1:
+            yield from self._serial()
+            return
+        ahead = len(self._conns)  # one page per worker, and one ready for the caller
+        for ids in self._ids():
+            self._pending.append(self._pool.submit(self._fetch, ids))
+            if len(self._pending) >= ahead:
+                yield self._pending.popleft().result()
+        while self._pending:
+            yield self._pending.popleft().result()
 
     def close(self) -> None:
-        """Stop every thread (cancelling queries in flight), then release the connections."""
-        self._stop.set()
-        if any(thread.is_alive() for thread in self._threads):
+        """Stop every worker (cancelling queries in flight), then release the connections."""
+        running = [future for future in self._pending if not future.cancel()]
+        if any(not future.done() for future in running):
             for conn in self._conns:
                 with contextlib.suppress(Exception):
                     conn.cancel_safe()
-        for thread in self._threads:
-            thread.join()
+        self._pool.shutdown(wait=True)
         for conn in self._conns[1:]:
             with contextlib.suppress(Exception):
                 conn.execute("ROLLBACK")
