@@ -44,16 +44,6 @@ EXIT_NOTHING = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
-COMMANDS = ("export", "db", "review", "run", "quickstart", "env")
-# Options (of any command) that take a value, to find the first positional word.
-_VALUED = {
-    "--database-url", "--config", "--output", "-o", "--session-id", "--limit", "--offset",
-    "--status", "--include-status", "--trajectory-event-limit", "--trajectory-limit",
-    "--batch-size", "--min-reward", "--max-reward", "--learning-key", "--created-after",
-    "--created-before", "--compression-level", "--note", "--reviewer", "--from-status",
-    "--format", "--records", "--group-by", "--min-group-size", "--min-margin",
-    "--task", "--tasks", "--path",
-}  # fmt: skip
 
 # OSErrors that describe the machine, not a bug: the disk is full, the path is
 # not writable or does not exist. Any other OSError keeps its traceback.
@@ -142,18 +132,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _with_default_command(args: list[str]) -> list[str]:
+def _parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    """``parser`` and every subcommand's parser below it."""
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from _parsers(sub)
+
+
+def _with_default_command(args: list[str], parser: argparse.ArgumentParser) -> list[str]:
     """Insert ``export`` when no command word is given (``arc-atlas --output x.jsonl``)."""
+    commands = next(a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    # Options (of any command) that take a value, to find the first positional word.
+    valued = {
+        option for p in _parsers(parser) for a in p._actions if a.nargs != 0
+        for option in a.option_strings
+    }  # fmt: skip
     skip = False
     for token in args:
         if skip:
             skip = False
         elif token.startswith("-"):
-            skip = token in _VALUED
-            if token in ("-h", "--help", "--version") and not any(a in COMMANDS for a in args):
+            skip = token in valued
+            if token in ("-h", "--help", "--version") and not any(a in commands for a in args):
                 return args
         else:
-            return args if token in COMMANDS else ["export", *args]
+            return args if token in commands else ["export", *args]
     return ["export", *args] if args else args
 
 
@@ -234,13 +239,13 @@ def _boundary_state() -> Iterator[None]:
 
 
 def _dispatch(argv: Sequence[str] | None) -> int:
-    args_list = _with_default_command(list(sys.argv[1:] if argv is None else argv))
+    parser = build_parser()
+    args_list = _with_default_command(list(sys.argv[1:] if argv is None else argv), parser)
     # A shell cannot pass a NUL byte (argv is C strings); only a caller of
     # main() can, and every path and SQL text parameter would refuse it later.
     for token in args_list:
         if "\x00" in token:
             raise UsageError(f"Argument {token[:40]!r} contains a NUL byte (\\x00).")
-    parser = build_parser()
     args = parser.parse_args(args_list)
     handler = getattr(args, "handler", None)
     if handler is None:
