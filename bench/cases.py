@@ -22,18 +22,11 @@ from typing import Any
 
 import psycopg
 
+from atlas.storage.schema import SESSION_TABLES
+
 __all__ = ["CASES", "LAYOUTS", "REFERENCE", "UPGRADE", "Case", "Dataset", "Measurement", "upgrade"]
 
 LAYOUTS: tuple[str, ...] = ("arc-atlas", "atlas-sdk")
-
-SESSION_TABLES = (
-    "sessions",
-    "plans",
-    "step_results",
-    "step_attempts",
-    "guidance_notes",
-    "trajectory_events",
-)
 
 
 @dataclass(frozen=True)

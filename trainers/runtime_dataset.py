@@ -18,7 +18,6 @@ accepted too (see :mod:`trainers._coerce`).
 from __future__ import annotations
 
 import gzip
-import io
 import json
 import lzma
 import os
@@ -31,6 +30,7 @@ import orjson
 
 from atlas.errors import TraceFileError
 from atlas.runtime.traces import AtlasSessionTrace, AtlasStepTrace
+from atlas.training_data.output import open_decompressed
 from trainers._coerce import coerce_session
 
 __all__ = [
@@ -65,18 +65,8 @@ class LoadReport:
 
 
 def _open(path: Path) -> IO[bytes]:
-    suffix = path.suffix.lower()
     try:
-        if suffix == ".gz":
-            return io.BufferedReader(gzip.GzipFile(path, "rb"))
-        if suffix == ".xz":
-            return lzma.open(path, "rb")
-        if suffix == ".zst":
-            import zstandard
-
-            raw = path.open("rb")
-            return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw, closefd=True))
-        return path.open("rb")
+        return open_decompressed(path)
     except FileNotFoundError:
         raise TraceFileError(f"Trace file {path} does not exist.") from None
 

@@ -26,22 +26,13 @@ from atlas.storage import (
 )
 from atlas.storage.connection import ConnectionSettings, connect, translate_errors
 from atlas.storage.migrate import DEFAULT_BATCH_SIZE, Progress
+from atlas.storage.schema import TABLES
 from atlas.storage.synthetic import SHAPES, seed_sessions
 from atlas.storage.synthetic_sdk import create_atlas_sdk_schema
 from atlas.storage.writes import MAX_RECOVER_AGE
 
-__all__ = ["TABLES", "parse_duration", "register"]
+__all__ = ["parse_duration", "register"]
 
-TABLES = (
-    "sessions",
-    "plans",
-    "step_results",
-    "step_attempts",
-    "guidance_notes",
-    "trajectory_events",
-    "discovery_runs",
-    "learning_registry",
-)
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|s)", re.IGNORECASE)
 _UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
 

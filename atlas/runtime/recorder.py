@@ -21,6 +21,7 @@ from typing import Any
 from psycopg.rows import dict_row
 
 from atlas.storage import writes
+from atlas.storage.schema import reward_score
 from atlas.storage.writer import AsyncSessionWriter
 from atlas.storage.writes import WriteOp
 
@@ -154,9 +155,9 @@ async def reward_baseline(
     """Recent session scores for ``learning_key``, newest first, without session ``exclude``."""
     rows = await _rows(
         writer,
-        "SELECT (reward_stats ->> 'score')::float AS score FROM sessions "
+        f"SELECT {reward_score()} AS score FROM sessions "
         "WHERE (metadata ->> 'learning_key') = %s AND id <> %s "
-        "AND (reward_stats ->> 'score')::float IS NOT NULL "
+        f"AND {reward_score()} IS NOT NULL "
         "ORDER BY created_at DESC, id DESC LIMIT %s",
         (learning_key, exclude, window),
     )
@@ -169,7 +170,7 @@ async def load_history(
     """Earlier sessions of ``learning_key``: reward and learning notes, oldest first."""
     rows = await _rows(
         writer,
-        "SELECT id AS session_id, (reward_stats ->> 'score')::float AS reward, "
+        f"SELECT id AS session_id, {reward_score()} AS reward, "
         "student_learning, teacher_learning, created_at FROM sessions "
         "WHERE (metadata ->> 'learning_key') = %s AND id <> %s AND status <> 'running' "
         "ORDER BY created_at DESC, id DESC LIMIT %s",

@@ -17,6 +17,7 @@ from typing import Any
 from psycopg import sql
 
 from atlas.errors import InvalidFilter
+from atlas.storage.schema import reward_score
 from atlas.storage.writes import SESSION_STATUSES
 from atlas.training_data.review_gate import ReviewGate
 
@@ -223,7 +224,7 @@ class SessionFilters:
 
 # The reward expression must match sessions_reward_score_idx exactly for the
 # planner to use the index.
-_SCORE = sql.SQL("(s.reward_stats ->> 'score')::float")
+_SCORE = sql.SQL(reward_score("s"))
 
 
 def where_clause(

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import io
 import logging
 import lzma
 import os
@@ -39,6 +40,7 @@ __all__ = [
     "SafeOutput",
     "check_compression_level",
     "compression_for",
+    "open_decompressed",
     "remove_stale_partials",
 ]
 
@@ -98,6 +100,24 @@ def check_compression_level(path: str, level: Any) -> int | None:
             parameter="compression_level",
         )
     return level
+
+
+def open_decompressed(path: Path) -> IO[bytes]:
+    """``path`` opened for reading, decompressed by its extension as outputs are compressed.
+
+    Raises ``FileNotFoundError`` like :func:`open`.
+    """
+    kind = compression_for(str(path))
+    if kind == "gzip":
+        return io.BufferedReader(gzip.GzipFile(path, "rb"))
+    if kind == "xz":
+        return lzma.open(path, "rb")
+    if kind == "zstd":
+        import zstandard
+
+        raw = path.open("rb")
+        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw, closefd=True))
+    return path.open("rb")
 
 
 def _compressor(raw: IO[bytes], kind: str | None, level: int | None) -> IO[bytes]:

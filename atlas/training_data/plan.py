@@ -22,6 +22,7 @@ from typing import Any
 from psycopg import sql
 
 from atlas.runtime.traces import AtlasSessionTrace
+from atlas.storage.events import ENVELOPE_KEYS
 from atlas.training_data.assembly import (
     EVENT_ROW_KEYS,
     EventBlock,
@@ -85,7 +86,7 @@ _GUIDANCE = (
 # A complete flat envelope: passed through as text by the exporter.
 _FLAT = (
     "(jsonb_typeof(t.event) = 'object' "
-    "AND t.event ?& ARRAY['event_type', 'actor', 'name', 'timestamp', 'step_id', 'payload'] "
+    f"AND t.event ?& ARRAY[{', '.join(repr(key) for key in ENVELOPE_KEYS)}] "
     "AND jsonb_typeof(t.event -> 'timestamp') IN ('string', 'null'))"
 )
 
