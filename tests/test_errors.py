@@ -12,12 +12,12 @@ import atlas.errors as errors
 from atlas.errors import AtlasError, AtlasWarning, MissingExtra, PermissionDenied
 
 # "    ├── Name (Builtin)   text": the indentation gives the depth, the name the class.
-_DRAWN = re.compile(r"^(?P<indent>\s*)(?:[├└]── )?(?P<name>[A-Z]\w+)\b")
+_DRAWN = re.compile(r"^(?P<indent>\s*)(?:[├└]── )?(?P<name>[A-Z]\w+)(?: \((?P<builtin>\w+)\))?")
 
 
-def _drawn_tree(text: str) -> dict[str, str | None]:
-    """{class name: drawn parent} for each ``::`` block of the module docstring."""
-    parents: dict[str, str | None] = {}
+def _drawn_tree(text: str) -> dict[str, tuple[str | None, str | None]]:
+    """{class name: (drawn parent, builtin base in brackets)} for the docstring's drawings."""
+    parents: dict[str, tuple[str | None, str | None]] = {}
     for block in text.split("::")[1:]:
         stack: list[tuple[int, str]] = []
         for line in block.strip("\n").splitlines():
@@ -27,7 +27,7 @@ def _drawn_tree(text: str) -> dict[str, str | None]:
             depth = len(found["indent"]) + (4 if "──" in line else 0)
             while stack and stack[-1][0] >= depth:
                 stack.pop()
-            parents[found["name"]] = stack[-1][1] if stack else None
+            parents[found["name"]] = (stack[-1][1] if stack else None, found["builtin"])
             stack.append((depth, found["name"]))
     return parents
 
@@ -45,8 +45,11 @@ CLASSES = [
 def test_every_class_is_drawn_under_its_real_parent(name: str) -> None:
     cls = getattr(errors, name)
     ours = [base.__name__ for base in cls.__bases__ if base.__module__ == errors.__name__]
+    builtin = [
+        b.__name__ for b in cls.__bases__ if b.__module__ == "builtins" and b is not Exception
+    ]
     assert name in DRAWN, f"{name} is missing from the drawing"
-    assert DRAWN[name] == (ours[0] if ours else None)
+    assert DRAWN[name] == (ours[0] if ours else None, builtin[0] if builtin else None)
 
 
 def test_the_drawing_names_no_class_that_does_not_exist() -> None:
