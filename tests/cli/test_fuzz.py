@@ -233,6 +233,35 @@ def test_hostile_value(
     _check(world, _argv(command, values), monkeypatch)
 
 
+# Options given before the command word (`arc-atlas --database-url X db status`), and the
+# default command (`arc-atlas --output FILE` is an export).
+_ROOT_OPTIONS = [
+    a.option_strings[0]
+    for a in build_parser()._actions
+    if a.option_strings and a.nargs != 0 and not isinstance(a, argparse._HelpAction)
+]
+
+
+@pytest.mark.parametrize("label", list(HOSTILE))
+@pytest.mark.parametrize(
+    "argv",
+    [
+        *([option, "{value}", "db", "status"] for option in _ROOT_OPTIONS),
+        ["--output", "{value}"],
+    ],
+    ids=lambda argv: " ".join(argv).replace(" {value}", "") if isinstance(argv, list) else argv,
+)
+def test_hostile_value_before_the_command(
+    world: World, monkeypatch: pytest.MonkeyPatch, argv: list[str], label: str
+) -> None:
+    value = _fill(HOSTILE[label], world)
+    filled = [value if word == "{value}" else word for word in argv]
+    if value.startswith("-"):  # `--opt=-1`, or argparse reads -1 as an option
+        at = filled.index(value)
+        filled[at - 1 : at + 1] = [f"{filled[at - 1]}={value}"]
+    _check(world, filled, monkeypatch)
+
+
 @pytest.mark.parametrize("command", list(COMMANDS), ids=" ".join)
 def test_help_exits_0(
     world: World, monkeypatch: pytest.MonkeyPatch, command: tuple[str, ...]
