@@ -279,20 +279,25 @@ def reader_url(reviewed_url: str) -> Iterator[str]:
 
 
 @pytest.mark.parametrize(
-    "argv",
+    ("argv", "refused"),
     [
-        pytest.param(["review", "approve", "2"], id="review-approve"),
-        pytest.param(["db", "recover", "--older-than", "1s"], id="db-recover"),
+        pytest.param(["review", "approve", "2"], "UPDATE on TABLE sessions", id="review-approve"),
+        pytest.param(["db", "recover", "--older-than", "1s"], "UPDATE on TABLE sessions",
+                     id="db-recover"),
+        pytest.param(["db", "seed-demo", "--sessions", "1"], "USAGE on SEQUENCE sessions_id_seq",
+                     id="seed-needs-the-sequence"),
+        pytest.param(["db", "upgrade"], "CREATE on SCHEMA public", id="upgrade-needs-create"),
     ],
-)
+)  # fmt: skip
 def test_a_read_only_role_gets_one_permission_line(
-    capsys: pytest.CaptureFixture[str], reader_url: str, argv: list[str]
+    capsys: pytest.CaptureFixture[str], reader_url: str, argv: list[str], refused: str
 ) -> None:
+    privilege, _, target = refused.partition(" on ")
     code, out, err = _run(capsys, *argv, "--database-url", reader_url)
     role = psycopg.conninfo.conninfo_to_dict(reader_url)["user"]
     assert (code, out, err.count("\n")) == (2, "", 1)
-    assert f"refused UPDATE on table sessions: role {role} lacks that privilege." in err
-    assert err.rstrip().endswith(f"or have the owner run GRANT UPDATE ON TABLE sessions TO {role}.")
+    assert f"refused {privilege} on {target.lower()}: role {role} lacks that privilege." in err
+    assert err.rstrip().endswith(f"or have the owner run GRANT {privilege} ON {target} TO {role}.")
 
 
 # --- the server goes away mid-command ------------------------------------------------------
