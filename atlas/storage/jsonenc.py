@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["clean_text", "dumps", "loads_lenient"]
+__all__ = ["clean_text", "decode_object", "dumps", "loads_lenient"]
 
 logger = logging.getLogger(__name__)
 
@@ -113,3 +113,17 @@ def loads_lenient(value: Any) -> Any:
             except orjson.JSONDecodeError:
                 return value
     return value
+
+
+def decode_object(value: Any, what: str, warnings: list[str]) -> dict[str, Any] | None:
+    """``value`` decoded into a dict, or None; any other value is kept as ``{"legacy_value": ...}``.
+
+    The kept value is named in ``warnings`` (``what`` says where it was).
+    """
+    value = loads_lenient(value)
+    if value is None or isinstance(value, dict):
+        return value
+    warnings.append(
+        f"{what} is not a JSON object ({type(value).__name__}); kept under legacy_value"
+    )
+    return {"legacy_value": value}

@@ -16,29 +16,31 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
-from atlas.runtime.traces import AtlasSessionTrace, canonical_reward, is_raw_score
-from atlas.storage.events import to_envelope
-from atlas.storage.jsonenc import loads_lenient
+from atlas.runtime.traces import AtlasSessionTrace
+from atlas.storage.jsonenc import decode_object, loads_lenient
+from atlas.training_data.event_assembly import (
+    EVENT_ROW_KEYS,
+    EventBlock,
+    normalise_events,
+    session_events,
+    with_row_fields,
+)
+from atlas.training_data.step_assembly import assemble_step, assemble_steps, merge_attempt_history
 
 __all__ = [
     "EVENT_ROW_KEYS",
+    "EventBlock",
     "LoadOptions",
     "PageRows",
     "assemble_page",
     "assemble_record",
     "assemble_records",
+    "assemble_step",
     "assemble_trace",
     "merge_attempt_history",
     "normalise_events",
     "with_row_fields",
 ]
-
-# The trajectory_events row's own columns, written into each event beside
-# its stored keys. A stored key of the same name wins; the row's value then
-# goes under the second name. The page query (plan.py) builds its SQL from this.
-EVENT_ROW_KEYS: tuple[tuple[str, str], ...] = (("id", "row_id"), ("created_at", "row_created_at"))
 
 # Session row values also written into session_metadata (seed 001: it "includes
 # persisted metadata, execution status, timestamps"), unless stored metadata has
@@ -84,250 +86,24 @@ class PageRows:
     child_steps: dict[int, set[int]] = field(default_factory=dict)
 
 
-def _object(value: Any, what: str, warnings: list[str]) -> dict[str, Any] | None:
-    """Decode ``value`` into a dict, or None; anything else is noted and wrapped."""
-    value = loads_lenient(value)
-    if value is None or isinstance(value, dict):
-        return value
-    warnings.append(
-        f"{what} is not a JSON object ({type(value).__name__}); kept under legacy_value"
-    )
-    return {"legacy_value": value}
+def _session_metadata(metadata: Mapping[str, Any], row_values: Sequence[Any]) -> dict[str, Any]:
+    """The metadata column whole, plus the row's values it lacks (``_ROW_FIELDS_IN_METADATA``)."""
+    merged = dict(metadata)
+    for name, value in zip(_ROW_FIELDS_IN_METADATA, row_values, strict=True):
+        if value is not None:
+            merged.setdefault(name, value)
+    return merged
 
 
-def _plan_steps(plan: dict[str, Any] | None) -> dict[Any, Mapping[str, Any]]:
-    steps = plan.get("steps") if plan else None
-    found: dict[Any, Mapping[str, Any]] = {}
-    for spec in steps if isinstance(steps, list) else ():
-        if isinstance(spec, Mapping):
-            key = spec.get("id", spec.get("step_id"))
-            if isinstance(key, (int, str)):  # an id stored as a list or object matches no step
-                found[key] = spec
-                found[str(key)] = spec
-    return found
-
-
-def _attempt_order(entry: Mapping[str, Any]) -> tuple[bool, float]:
-    number = entry.get("attempt")
-    if isinstance(number, (int, float)) and not isinstance(number, bool):
-        return (False, float(number))
-    return (True, 0.0)
-
-
-def merge_attempt_history(
-    rows: Sequence[Mapping[str, Any]], runtime_history: Any
-) -> list[dict[str, Any]]:
-    """Attempts from the step_attempts table, enriched with what the runtime kept per attempt."""
-    if not runtime_history:
-        # The common case: table rows only, already in attempt order.
-        return [
-            {"attempt": row["attempt"], "evaluation": loads_lenient(row.get("evaluation"))}
-            for row in rows
-        ]
-    extra: dict[Any, Mapping[str, Any]] = {}
-    leftovers: list[dict[str, Any]] = []
-    for entry in runtime_history if isinstance(runtime_history, list) else ():
-        if isinstance(entry, Mapping) and "attempt" in entry:
-            extra[entry["attempt"]] = entry
-        else:
-            leftovers.append(entry if isinstance(entry, dict) else {"value": entry})
-    history = []
-    for row in rows:
-        evaluation = loads_lenient(row.get("evaluation"))
-        item = {
-            **extra.pop(row["attempt"], {}),
-            "attempt": row["attempt"],
-            "evaluation": evaluation,
-        }
-        history.append(item)
-    # Runtime entries without a table row (older writers kept only these).
-    history.extend(dict(entry) for entry in extra.values())
-    history.extend(leftovers)
-    history.sort(key=_attempt_order)
-    return history
-
-
-def _split_evaluation(value: Any, step_id: Any, warnings: list[str]) -> tuple[Any, Any, Any]:
-    """``(reward, validation, kept)``: the parts of a step evaluation, and what to keep whole.
-
-    The canonical evaluation is ``{"reward": ..., "validation": {...}}``; some
-    writers stored the reward itself. Anything else (text that is not JSON,
-    other keys, a validation that is not an object) is also kept whole as
-    ``kept``, which the step record carries in ``metadata["raw_evaluation"]``.
-    """
-    decoded = loads_lenient(value)
-    if decoded is None:
-        return None, None, None
-    if not isinstance(decoded, dict):
-        warnings.append(
-            f"step {step_id} evaluation is not a JSON object ({type(decoded).__name__}); "
-            "kept as step metadata raw_evaluation"
-        )
-        return None, None, decoded
-    if "reward" not in decoded and "validation" not in decoded:
-        if "score" in decoded:
-            return decoded, None, None
-        return None, None, decoded or None
-    validation = decoded.get("validation")
-    canonical = decoded.keys() <= {"reward", "validation"} and (
-        validation is None or isinstance(validation, dict)
-    )
-    return decoded.get("reward"), validation, None if canonical else decoded
-
-
-def _step_reward(value: Any, what: str, warnings: list[str]) -> dict[str, Any]:
-    """A reward in record form; a score that is not a number is kept as ``score_raw``."""
-    if value is not None and not isinstance(value, Mapping):
-        value = {"score": value}
-    reward = canonical_reward(value)
-    if is_raw_score(reward.get("score_raw")) and "score" not in reward:
-        warnings.append(f"{what} score {reward['score_raw']!r} is not a number; kept as score_raw")
-    return reward
-
-
-def _prior_entry(step: Mapping[str, Any], metadata: Mapping[str, Any]) -> dict[str, Any]:
-    """What a later step sees of this one (atlas-sdk's ``context.prior_results`` entry)."""
-    entry: dict[str, Any] = {"output_text": step.get("output") or ""}
-    for key in ("artifacts", "status"):
-        if metadata.get(key) is not None:
-            entry[key] = metadata[key]
-    if metadata.get("notes"):
-        entry["notes"] = metadata["notes"]
-    return entry
-
-
-def _context(stored: Any, prior: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
-    """A stored context as it is; else the outputs of the earlier steps."""
-    stored = loads_lenient(stored)
-    if isinstance(stored, dict):
-        return stored
-    return {
-        "prior_results": dict(prior),
-        "prior_results_text": {key: entry["output_text"] for key, entry in prior.items()},
-    }
-
-
-def assemble_step(
-    row: Mapping[str, Any],
-    plan_steps: Mapping[Any, Mapping[str, Any]],
-    attempts: Sequence[Mapping[str, Any]],
-    guidance: Sequence[str],
-    warnings: list[str],
-    prior: Mapping[str, dict[str, Any]] | None = None,
-) -> dict[str, Any]:
-    """One step record: its row, its plan entry, its attempts and guidance.
-
-    ``metadata`` is the stored step metadata, whole; the fields lifted from it
-    (``runtime``, ``artifacts``, ...) are copies, as stored. ``prior`` maps
-    earlier step ids to what they produced and fills ``context`` when the step
-    has no stored context.
-    """
-    step_id = row["step_id"]
-    metadata = _object(row.get("metadata"), f"step {step_id} metadata", warnings) or {}
-    reward, validation, kept = _split_evaluation(row.get("evaluation"), step_id, warnings)
-    if kept is not None:
-        if "raw_evaluation" in metadata:
-            warnings.append(f"step {step_id} metadata has raw_evaluation; evaluation kept there")
-            metadata = {**metadata, "raw_evaluation_stored": metadata["raw_evaluation"]}
-        metadata = {**metadata, "raw_evaluation": kept}
-    spec = plan_steps.get(step_id) or {}
-    if validation is None:
-        validation = metadata.get("validation")
-    tool_params = loads_lenient(metadata.get("tool_params", spec.get("tool_params")))
-    depends_on = metadata.get("depends_on", spec.get("depends_on"))
-    stored_attempts = row.get("attempts")
-    # Keys in AtlasStepTrace field order, values in to_dict() form.
-    return {
-        "step_id": step_id,
-        "description": metadata.get("description", spec.get("description")),
-        "trace": row.get("trace"),
-        "output": row.get("output"),
-        "reward": _step_reward(reward, f"step {step_id} reward", warnings),
-        "tool": metadata.get("tool", spec.get("tool")),
-        "tool_params": tool_params if isinstance(tool_params, dict) else None,
-        "context": _context(metadata.get("context"), prior or {}),
-        "validation": validation if isinstance(validation, dict) else None,
-        "attempts": stored_attempts if stored_attempts is not None else (len(attempts) or 1),
-        "guidance": list(guidance),
-        "metadata": metadata,
-        "artifacts": metadata.get("artifacts"),
-        "deliverable": metadata.get("deliverable"),
-        "runtime": metadata.get("runtime", metadata.get("runtime_ms")),
-        "depends_on": list(depends_on) if isinstance(depends_on, list) else [],
-        "attempt_history": merge_attempt_history(attempts, metadata.get("attempt_history")),
-    }
-
-
-def with_row_fields(event: dict[str, Any], row_id: Any, created_at: Any) -> dict[str, Any]:
-    """``event`` with its row's id and created_at added (stored keys win; see EVENT_ROW_KEYS)."""
-    for (key, fallback), value in zip(EVENT_ROW_KEYS, (row_id, created_at), strict=True):
-        event[fallback if key in event else key] = value
-    return event
-
-
-# An event as a trajectory_events row ({"id", "event", "created_at"}), the way
-# atlas-sdk's Database returns it and its exporter writes it (the exporter may
-# add copies of the event's type, name and actor beside it).
-_ROW_SHAPE = frozenset({"id", "event", "created_at", "type", "event_type", "name", "actor"})
-
-
-def _unwrap_row(value: Mapping[str, Any]) -> tuple[Any, tuple[Any, Any] | None]:
-    """``(event, (id, created_at))`` for an event given as its row; ``(value, None)`` otherwise."""
-    inner = value.get("event")
-    if "event" in value and value.keys() <= _ROW_SHAPE:
-        inner = loads_lenient(inner)
-        if isinstance(inner, Mapping):
-            return inner, (value.get("id"), value.get("created_at"))
-    return value, None
-
-
-def normalise_events(raw: Iterable[Any], warnings: list[str]) -> list[Any]:
-    """Events as flat envelopes, whatever shape they come in; nothing is dropped.
-
-    Accepts stored events (flat or nested), events as rows (``{"id", "event",
-    "created_at"}``, atlas-sdk's shape) and what the page query sends for a
-    stored value that is not an object (``[id, created_at, value]``); such a
-    value is kept under ``payload`` of an ``unknown`` event, with a warning.
-    """
-    events: list[Any] = []
-    odd = 0
-    for value in raw:
-        row: tuple[Any, Any] | None = None
-        if isinstance(value, list) and len(value) == 3:
-            # Not a JSON object in the table: the page query sent [id, created_at, event].
-            row, value = (value[0], value[1]), value[2]
-        decoded = loads_lenient(value)
-        if isinstance(decoded, Mapping):
-            decoded, row = _unwrap_row(decoded) if row is None else (decoded, row)
-            envelope = to_envelope(decoded)
-        else:
-            odd += 1
-            envelope = to_envelope({"event_type": "unknown", "payload": decoded})
-        events.append(with_row_fields(envelope, *row) if row else envelope)
-    if odd:
-        warnings.append(f"{odd} trajectory event(s) are not JSON objects; kept under payload")
-    return events
-
-
-@dataclass(frozen=True)
-class EventBlock:
-    """A session's events as fetched: one JSON array (text), in chronological order.
-
-    ``all_flat`` says every event is already a complete flat envelope, so the
-    array can go into an export untouched; ``kept`` is its length.
-    """
-
-    raw: str | None
-    all_flat: bool
-    kept: int
-
-    def decoded(self, warnings: list[str]) -> list[Any]:
-        """The events as flat envelopes (dicts)."""
-        if not self.raw:
-            return []
-        events = orjson.loads(self.raw)
-        # Complete flat envelopes (checked by the server) need no normalising.
-        return events if self.all_flat else normalise_events(events, warnings)
+def _plan(value: Any, warnings: list[str]) -> Any:
+    """The plan as stored; a bare list of steps (older writers) as ``{"steps": [...]}``."""
+    plan = loads_lenient(value)
+    if isinstance(plan, list):
+        return {"steps": plan}
+    if plan is not None and not isinstance(plan, dict):
+        warnings.append("plan is not a JSON object; kept under legacy_value")
+        return {"legacy_value": plan}
+    return plan
 
 
 def _moment(value: Any, name: str, warnings: list[str]) -> Any:
@@ -360,26 +136,6 @@ def _session_reward(column: Any, metadata: Mapping[str, Any], warnings: list[str
     return {"score": parsed, "legacy_value": value}
 
 
-def _orphans(
-    session_id: int,
-    steps: Sequence[Mapping[str, Any]],
-    child_steps: Iterable[int],
-    warnings: list[str],
-) -> list[dict[str, Any]]:
-    """Placeholder step rows for attempt or guidance rows whose step row is missing."""
-    have = {step["step_id"] for step in steps}
-    missing = sorted(set(child_steps) - have)
-    for step_id in missing:
-        warnings.append(
-            f"step {step_id} has attempt or guidance rows but no step_results row; "
-            "kept as a step without output"
-        )
-    return [
-        {"step_id": step_id, "trace": None, "output": None, "evaluation": None, "attempts": None}
-        for step_id in missing
-    ]
-
-
 def assemble_record(
     row: Mapping[str, Any],
     steps: Sequence[Mapping[str, Any]],
@@ -397,61 +153,29 @@ def assemble_record(
     """
     warnings: list[str] = []
     session_id = row["id"]
-    metadata = _object(row.get("metadata"), "session metadata", warnings) or {}
-    plan = loads_lenient(row.get("plan"))
-    if isinstance(plan, list):
-        plan = {"steps": plan}
-    elif plan is not None and not isinstance(plan, dict):
-        warnings.append("plan is not a JSON object; kept under legacy_value")
-        plan = {"legacy_value": plan}
+    metadata = decode_object(row.get("metadata"), "session metadata", warnings) or {}
+    plan = _plan(row.get("plan"), warnings)
     session_reward = _session_reward(row.get("reward"), metadata, warnings)
     audit = loads_lenient(row.get("reward_audit"))
     if audit is None:
         audit = metadata.get("reward_audit")
-    stats = _object(row.get("reward_stats"), "reward_stats", warnings)
-    plan_steps = _plan_steps(plan if isinstance(plan, dict) else None)
-    orphans = _orphans(session_id, steps, child_steps, warnings) if child_steps else []
-    step_records = []
-    prior: dict[str, dict[str, Any]] = {}
-    for step in sorted([*steps, *orphans], key=_step_order) if orphans else steps:
-        key = (session_id, step["step_id"])
-        record_step = assemble_step(
-            step, plan_steps, attempts.get(key, ()), guidance.get(key, ()), warnings, prior
-        )
-        step_records.append(record_step)
-        if not orphans or step not in orphans:  # a placeholder shows later steps nothing
-            prior = {**prior, str(step["step_id"]): _prior_entry(step, record_step["metadata"])}
-    trajectory: Any
-    if isinstance(events, EventBlock):
-        if options.raw_events and events.all_flat and events.raw:
-            # Already complete flat envelopes: the JSON text goes out as it is.
-            trajectory, kept = orjson.Fragment(events.raw), events.kept
-        else:
-            trajectory = events.decoded(warnings)
-            kept = len(trajectory)
-    else:
-        trajectory = normalise_events(events, warnings) if events is not None else []
-        kept = len(trajectory)
-    total = event_total if event_total is not None else kept
-    if events is not None and not kept and isinstance(metadata.get("trajectory_events"), list):
-        # Very old writers kept events inside the session metadata; the event
-        # limit and the count apply to them as to rows of trajectory_events.
-        stored = metadata["trajectory_events"]
-        total = len(stored)
-        limit = options.trajectory_event_limit
-        trajectory = normalise_events(stored if limit is None else stored[:limit], warnings)
-        kept = len(trajectory)
+    stats = decode_object(row.get("reward_stats"), "reward_stats", warnings)
+    step_records = assemble_steps(
+        session_id, steps, plan, attempts, guidance, child_steps, warnings
+    )
+    trajectory, kept, total = session_events(
+        events,
+        event_total,
+        metadata,
+        raw=options.raw_events,
+        limit=options.trajectory_event_limit,
+        warnings=warnings,
+    )
     created_at = _moment(row.get("created_at"), "created_at", warnings)
     completed_at = _moment(row.get("completed_at"), "completed_at", warnings)
-    session_metadata = dict(metadata)
-    for name, value in zip(
-        _ROW_FIELDS_IN_METADATA,
-        (session_id, row.get("status"), created_at, completed_at, row.get("review_status"),
-         stats, audit),
-        strict=True,
-    ):  # fmt: skip
-        if value is not None:
-            session_metadata.setdefault(name, value)
+    row_values = (session_id, row.get("status"), created_at, completed_at,
+                  row.get("review_status"), stats, audit)  # fmt: skip
+    session_metadata = _session_metadata(metadata, row_values)
     load_events = options.include_trajectory_events
     if options.events_in_metadata and load_events:
         session_metadata.setdefault("trajectory_events", trajectory)
@@ -485,11 +209,6 @@ def assemble_record(
         if name in metadata:
             record[name] = metadata[name]
     return record
-
-
-def _step_order(step: Mapping[str, Any]) -> tuple[int, Any]:
-    step_id = step["step_id"]
-    return (0, step_id) if isinstance(step_id, int) else (1, str(step_id))
 
 
 def assemble_trace(
