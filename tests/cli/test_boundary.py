@@ -418,3 +418,30 @@ def test_a_disk_that_refuses_more_bytes_is_one_line_and_no_file(
     assert (result.returncode, result.stderr.count("\n")) == (2, 1), result.stderr
     assert result.stderr.startswith(f"Error: Could not write {target} (File too large)")
     assert list(target.parent.iterdir()) == []
+
+
+def test_no_arguments_prints_the_help_and_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _run(capsys)
+    assert (code, err) == (0, "") and out.startswith("usage: arc-atlas")
+
+
+def test_the_console_entry_point_exits_with_the_code(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "argv", ["arc-atlas", "quickstart", "--tasks", "0"])
+    with pytest.raises(SystemExit) as caught:
+        cli_main.run()
+    assert caught.value.code == 2
+    assert capsys.readouterr().err.startswith("Error: --tasks must be between 1 and ")
+
+
+def test_a_second_ctrl_c_while_reporting_the_first_still_exits_130(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def interrupted(argv: object = None) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_main, "main", interrupted)
+    with pytest.raises(SystemExit) as caught:
+        cli_main.run()
+    assert caught.value.code == 130
