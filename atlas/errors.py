@@ -32,8 +32,8 @@ Warnings (data was read, but something deserves attention) have their own root::
 Every message is a full sentence that names the thing and the fix, and never
 contains a password: URLs are masked with :func:`atlas.storage.urls.mask_url`
 before they reach a message. The CLI prints ``Error: <message>`` on stderr and
-exits with the code ``docs/cli.md`` documents: 1 for :class:`SessionFailed`,
-2 for the others.
+exits with the code ``docs/cli.md`` documents: 1 for :class:`SessionFailed`
+and :class:`SessionNotFound` (nothing matched), 2 for the others.
 
 This module imports nothing from arc-atlas, so anything may import it (the CLI
 imports it before anything else, to catch an interrupt while it loads).

@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import NoReturn
 
-from atlas.errors import AtlasError, MissingExtra, SessionFailed, UsageError
+from atlas.errors import AtlasError, MissingExtra, SessionFailed, SessionNotFound, UsageError
 
 __all__ = [
     "EXIT_INTERRUPTED",
@@ -204,7 +204,9 @@ def _classify(exc: BaseException) -> tuple[int, str] | None:
     if isinstance(exc, KeyboardInterrupt):
         return EXIT_INTERRUPTED, "Error: interrupted (Ctrl-C); no partial output was left behind."
     if isinstance(exc, AtlasError):
-        return (EXIT_NOTHING if isinstance(exc, SessionFailed) else EXIT_USAGE), f"Error: {exc}"
+        # "Nothing matched": the session asked for is not there, or the one run failed.
+        nothing = isinstance(exc, (SessionFailed, SessionNotFound))
+        return (EXIT_NOTHING if nothing else EXIT_USAGE), f"Error: {exc}"
     if isinstance(exc, ModuleNotFoundError):
         extra = _missing_extra(exc)
         return None if extra is None else (EXIT_USAGE, f"Error: {extra}")

@@ -27,7 +27,7 @@ import atlas.cli
 from atlas.cli import main as cli_main
 from atlas.cli import run_cmd
 from atlas.cli.main import Terminated, exit_code_for, main
-from atlas.errors import ConfigError, MissingExtra, SessionFailed
+from atlas.errors import ConfigError, MissingExtra, SessionFailed, SessionNotFound
 from atlas.runtime.demo import DEMO_CONFIG, DEMO_TASKS
 from atlas.storage.synthetic import seed_sessions
 
@@ -42,6 +42,11 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
     ("exc", "expected"),
     [
         pytest.param(ConfigError("Bad key."), (2, "Error: Bad key."), id="atlas-error"),
+        pytest.param(
+            SessionNotFound("Session 9 is not in the database."),
+            (1, "Error: Session 9 is not in the database."),
+            id="session-not-found",
+        ),
         pytest.param(
             SessionFailed("Session 3 failed: boom."),
             (1, "Error: Session 3 failed: boom."),
