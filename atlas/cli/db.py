@@ -33,6 +33,8 @@ from atlas.storage.writes import MAX_RECOVER_AGE
 
 __all__ = ["parse_duration", "register"]
 
+# Session ids are SERIAL (int4); a seed far past any benchmark is a typo.
+MAX_SEED_SESSIONS = 10_000_000
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|s)", re.IGNORECASE)
 _UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
 
@@ -218,8 +220,10 @@ def _recover(args: argparse.Namespace) -> int:
 
 
 def _seed(args: argparse.Namespace) -> int:
-    if args.sessions < 1:
-        raise InvalidFilter("--sessions must be at least 1.")
+    if not 1 <= args.sessions <= MAX_SEED_SESSIONS:
+        raise InvalidFilter(
+            f"--sessions must be between 1 and {MAX_SEED_SESSIONS:,} per call, not {args.sessions}."
+        )
     if not 0 <= args.legacy_fraction <= 1:
         raise InvalidFilter("--legacy-fraction must be between 0 and 1.")
     settings = _settings(args)

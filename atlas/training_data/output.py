@@ -17,6 +17,7 @@ touched, whoever owns it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import gzip
 import io
 import logging
@@ -262,11 +263,20 @@ class SafeOutput:
         self.bytes_written += sum(map(len, parts))
 
     def _failed(self, exc: OSError) -> OutputError:
+        if exc.errno == errno.EPIPE:
+            return OutputError(
+                "The reader of stdout closed it (broken pipe), so the export stopped: "
+                "what it received is incomplete."
+            )
         where = "stdout" if self.to_stdout else self.path
-        return OutputError(
-            f"Could not write {where} ({exc.strerror or exc}): free some space or choose "
-            "another --output; nothing was left under that name."
-        )
+        if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+            fix = "free some space or choose another --output"
+        elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            fix = "check the folder's permissions or choose another --output"
+        else:
+            fix = "choose another --output"
+        left = "" if self.to_stdout else "; nothing was left under that name"
+        return OutputError(f"Could not write {where} ({exc.strerror or exc}): {fix}{left}.")
 
     def commit(self) -> None:
         """Finish compression, flush to disk, and move the file into place."""

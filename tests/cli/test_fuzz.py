@@ -106,13 +106,9 @@ def _argv(command: tuple[str, ...], values: dict[str, str]) -> list[str]:
     return argv
 
 
-# Failures in code that other people are changing right now (issue 10): not
-# fixed here, tracked in the report. strict=False: they pass once fixed.
-_SEED_BOUND = "atlas/cli/db.py: --sessions has no upper bound (OverflowError in storage.synthetic)"
-KNOWN: dict[tuple[str, str, str], str] = {
-    ("db seed-demo", "--sessions", "bigint"): _SEED_BOUND,
-    ("db seed-demo", "--sessions", "huge"): _SEED_BOUND,
-}
+# Cases known to fail, each with the file to fix (xfail, strict: they must
+# be removed from here once fixed). None at present.
+KNOWN: dict[tuple[str, str, str], str] = {}
 
 
 @dataclass
@@ -209,7 +205,7 @@ def _cases() -> Iterator[object]:
                 for label, value in HOSTILE.items():
                     key = (" ".join(command), option, label)
                     marks = (
-                        [pytest.mark.xfail(reason=KNOWN[key], strict=False)] if key in KNOWN else []
+                        [pytest.mark.xfail(reason=KNOWN[key], strict=True)] if key in KNOWN else []
                     )
                     case_id = "|".join((*key, variant) if variant else key)
                     yield pytest.param(command, extra, option, value, id=case_id, marks=marks)

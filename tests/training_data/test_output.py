@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import gzip
 import os
 import signal
@@ -151,3 +152,23 @@ def test_other_targets_files_are_left_alone(tmp_path):
     old = _partial(tmp_path / "other.jsonl", "abcd1234", STALE_AFTER_SECONDS + 60)
     assert remove_stale_partials(tmp_path / "out.jsonl") == []
     assert dead.exists() and old.exists()
+
+
+@pytest.mark.parametrize(
+    ("code", "fix"),
+    [
+        pytest.param(errno.ENOSPC, "free some space or choose another --output", id="full"),
+        pytest.param(errno.EACCES, "check the folder's permissions", id="denied"),
+        pytest.param(errno.EIO, "choose another --output", id="other"),
+    ],
+)
+def test_a_write_error_says_what_fixes_it(tmp_path: Path, code: int, fix: str) -> None:
+    output = SafeOutput(str(tmp_path / "x.jsonl"))
+    error = output._failed(OSError(code, os.strerror(code)))
+    output.abort()
+    assert fix in str(error) and "nothing was left under that name" in str(error)
+
+
+def test_a_closed_pipe_says_the_reader_closed_it() -> None:
+    error = SafeOutput("-")._failed(BrokenPipeError(errno.EPIPE, "Broken pipe"))
+    assert str(error).startswith("The reader of stdout closed it (broken pipe)")
