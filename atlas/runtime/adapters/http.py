@@ -277,6 +277,21 @@ class RetryingClient:
         self._http: httpx.AsyncClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
+    @classmethod
+    def for_adapter(
+        cls, adapter: str, config: Any, *, secret: str | None, sleep: Sleep = asyncio.sleep
+    ) -> RetryingClient:
+        """A client with an adapter block's timeout and retry settings (http_api, openai)."""
+        return cls(
+            adapter,
+            timeout=config.timeout_seconds,
+            max_retries=config.max_retries,
+            backoff=config.retry_backoff_seconds,
+            retry_on=config.retry_on,
+            secret=secret,
+            sleep=sleep,
+        )
+
     async def send(
         self, method: str, url: str, *, headers: Mapping[str, str], body: bytes
     ) -> tuple[httpx.Response, int]:
@@ -371,15 +386,7 @@ class HTTPAdapter:
         if key is not None:
             bearer = config.api_key_header.lower() == "authorization"
             self._headers[config.api_key_header] = f"Bearer {key}" if bearer else key
-        self._client = RetryingClient(
-            self.name,
-            timeout=config.timeout_seconds,
-            max_retries=config.max_retries,
-            backoff=config.retry_backoff_seconds,
-            retry_on=config.retry_on,
-            secret=key,
-            sleep=sleep,
-        )
+        self._client = RetryingClient.for_adapter(self.name, config, secret=key, sleep=sleep)
 
     async def complete(
         self,

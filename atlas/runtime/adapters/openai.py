@@ -94,15 +94,7 @@ class OpenAIAdapter:
         if key is not None:
             self._headers["Authorization"] = f"Bearer {key}"
         self._key = key
-        self._client = RetryingClient(
-            self.name,
-            timeout=config.timeout_seconds,
-            max_retries=config.max_retries,
-            backoff=config.retry_backoff_seconds,
-            retry_on=config.retry_on,
-            secret=key,
-            sleep=sleep,
-        )
+        self._client = RetryingClient.for_adapter(self.name, config, secret=key, sleep=sleep)
 
     async def complete(
         self,
