@@ -61,13 +61,13 @@ async def make_plan(ctx: RunContext) -> list[roles.PlannedStep]:
 
 async def _run_step(ctx: RunContext, step: roles.PlannedStep) -> None:
     """Run one step until it is accepted or out of retries, then judge and record it."""
-    settings, teacher = ctx.settings, ctx.parts.teacher
+    settings = ctx.settings
     prior = {str(d): ctx.outputs[d] for d in step.depends_on if d in ctx.outputs}
     guidance: list[str] = []
     history: list[dict[str, Any]] = []
     started = time.perf_counter()
     output: str | None = None
-    validation = roles.Validation(True, f"accepted without step validation ({ctx.mode} mode)")
+    validation: roles.Validation
     messages: list[dict[str, str]] = []
     attempt = 0
     while True:
@@ -82,17 +82,7 @@ async def _run_step(ctx: RunContext, step: roles.PlannedStep) -> None:
         messages = roles.execute_messages(
             ctx.task, step, prior, guidance, ctx.playbook.get("student")
         )
-        try:
-            output = await asyncio.wait_for(
-                ask(ctx, "student", ctx.parts.student, messages, "execute",
-                    step_id=step.id, attempt=attempt),
-                timeout=settings.step_timeout_seconds,
-            )  # fmt: skip
-            error: str | None = None
-        except (asyncio.TimeoutError, TimeoutError):
-            error = f"timed out after {settings.step_timeout_seconds:g} s"
-        except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
+        output, error = await _execute(ctx, step, messages, attempt)
         if error is not None:
             failed = {"validation": {"valid": False, "rationale": error}}
             history.append({"attempt": attempt, "output": None, "error": error,
@@ -110,14 +100,7 @@ async def _run_step(ctx: RunContext, step: roles.PlannedStep) -> None:
         if step.tool:
             await ctx.recorder.emit("tool_result", "runtime", step.tool, {"output": output[:400]},
                                     step_id=step.id)  # fmt: skip
-        if ctx.mode == "coach" and teacher is not None:
-            reply = await ask(ctx, "teacher", teacher,
-                              roles.validation_messages(ctx.task, step, output), "validate",
-                              step_id=step.id, attempt=attempt)  # fmt: skip
-            try:
-                validation = roles.parse_validation(reply)
-            except roles.UnreadableReply as exc:
-                validation = roles.Validation(True, f"validation unreadable ({exc}); accepted")
+        validation = await _validate(ctx, step, output, attempt)
         await ctx.recorder.emit("validation", "teacher", f"step {step.id}", validation.to_dict(),
                                 step_id=step.id)  # fmt: skip
         history.append({"attempt": attempt, "output": output,
@@ -138,6 +121,40 @@ async def _run_step(ctx: RunContext, step: roles.PlannedStep) -> None:
     trace += f"\nASSISTANT: {output}"
     await _record_step(ctx, step, output, history, guidance, prior, started, reward, validation,
                        "succeeded" if validation.valid else "unvalidated", trace)  # fmt: skip
+
+
+async def _execute(
+    ctx: RunContext, step: roles.PlannedStep, messages: list[dict[str, str]], attempt: int
+) -> tuple[str | None, str | None]:
+    """One attempt's call to the Student within the step timeout, as ``(output, error)``."""
+    settings = ctx.settings
+    try:
+        output = await asyncio.wait_for(
+            ask(ctx, "student", ctx.parts.student, messages, "execute",
+                step_id=step.id, attempt=attempt),
+            timeout=settings.step_timeout_seconds,
+        )  # fmt: skip
+    except (asyncio.TimeoutError, TimeoutError):
+        return None, f"timed out after {settings.step_timeout_seconds:g} s"
+    except Exception as exc:
+        return None, f"{type(exc).__name__}: {exc}"
+    return output, None
+
+
+async def _validate(
+    ctx: RunContext, step: roles.PlannedStep, output: str, attempt: int
+) -> roles.Validation:
+    """The Teacher's verdict on a step's output in coach mode; otherwise the output is accepted."""
+    teacher = ctx.parts.teacher
+    if ctx.mode != "coach" or teacher is None:
+        return roles.Validation(True, f"accepted without step validation ({ctx.mode} mode)")
+    reply = await ask(ctx, "teacher", teacher,
+                      roles.validation_messages(ctx.task, step, output), "validate",
+                      step_id=step.id, attempt=attempt)  # fmt: skip
+    try:
+        return roles.parse_validation(reply)
+    except roles.UnreadableReply as exc:
+        return roles.Validation(True, f"validation unreadable ({exc}); accepted")
 
 
 async def _record_step(
