@@ -15,6 +15,7 @@ and re-exported here.
 
 from __future__ import annotations
 
+import logging
 import statistics
 from typing import Any
 
@@ -42,6 +43,8 @@ from atlas.storage import writes
 from atlas.storage.writer import AsyncSessionWriter
 
 __all__ = ["JudgeSpec", "Reporter", "RunResult", "RuntimeParts", "RuntimeSettings", "run_session"]
+
+_log = logging.getLogger(__name__)
 
 
 async def run_session(
@@ -203,6 +206,9 @@ async def _run_session(
         result.metadata = {"drift": drift.to_dict(), "drift_alert": drift_alert, "mode": ctx.mode}
         return result
     except Exception as exc:
+        # The failure becomes data (a failed session); the traceback goes to
+        # the log, so a bug in the runtime is never silently turned into data.
+        _log.exception("session %s failed in phase %s", session_id, phase)
         error = f"{type(exc).__name__}: {exc}"
         reporter.phase("failed", error)
         await recorder.emit("session_failed", "runtime", phase, {"error": error})

@@ -8,6 +8,7 @@ step is judged and written when it completes.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -19,6 +20,8 @@ from atlas.storage import writes
 from atlas.storage.writes import AttemptRecord, StepRecord
 
 __all__ = ["StepFailed", "final_answer", "make_plan", "run_steps"]
+
+_log = logging.getLogger(__name__)
 
 
 class StepFailed(RuntimeError):
@@ -137,6 +140,9 @@ async def _execute(
     except (asyncio.TimeoutError, TimeoutError):
         return None, f"timed out after {settings.step_timeout_seconds:g} s"
     except Exception as exc:
+        # An agent's own error is an attempt's outcome (retried, then recorded);
+        # its traceback goes to the log.
+        _log.warning("step %s attempt %s: the agent raised", step.id, attempt, exc_info=True)
         return None, f"{type(exc).__name__}: {exc}"
     return output, None
 
