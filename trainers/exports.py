@@ -24,22 +24,23 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from typing_extensions import Unpack
 
 from atlas.config.loader import load_config
 from atlas.config.models import AtlasConfig
 from atlas.errors import ReviewGateWarning, TraceDecodeWarning
 from atlas.runtime.traces import AtlasSessionTrace
 from atlas.storage import Database
-from atlas.training_data import TrainingQuery, paginate_sessions_sync
-from atlas.training_data.api import _connection, hidden_by_gate
+from atlas.training_data import TrainingFilters, TrainingQuery, paginate_sessions_sync
 from atlas.training_data.export import ExportProgress, ExportSummary
+from atlas.training_data.flows import hidden_by_gate
 from atlas.training_data.output import SafeOutput
+from atlas.training_data.targets import connection
 from trainers.columns import DEFAULT_ROW_GROUP_SIZE, iter_rows
 from trainers.preferences import GroupBy, iter_grpo_records, iter_preference_records
 
 __all__ = ["TrainingExportSummary", "export_dpo", "export_grpo", "export_parquet", "write_jsonl"]
 
-_LOAD_OPTIONS = ("include_trajectory_events", "include_learning_data", "trajectory_event_limit")
 Progress = Callable[[ExportProgress], None]
 
 
@@ -111,7 +112,7 @@ def _sessions(
     target: Any,
     config: AtlasConfig | None,
     batch_size: int,
-    filters: dict[str, Any],
+    filters: TrainingFilters,
     tally: _Tally,
     on_progress: Progress | None,
     started: float,
@@ -132,6 +133,12 @@ def _sessions(
             on_progress(ExportProgress(tally.sessions, tally.steps, tally.events, 0, elapsed))
 
 
+def _skip_events(filters: TrainingFilters) -> None:
+    """Load no events or learning data unless asked: groups and pairs do not use them."""
+    filters.setdefault("include_trajectory_events", False)
+    filters.setdefault("include_learning_data", False)
+
+
 def _export(
     output: str,
     db_url: Any,
@@ -139,7 +146,7 @@ def _export(
     format_name: str,
     config: AtlasConfig | str | os.PathLike[str] | None,
     batch_size: int,
-    filters: dict[str, Any],
+    filters: TrainingFilters,
     on_progress: Progress | None,
     open_output: Callable[[], Any],
     write: Callable[[Any, Iterator[AtlasSessionTrace]], int],
@@ -158,7 +165,7 @@ def _export(
             records = write(sink, sessions)
             hidden = 0
             if not tally.sessions:
-                with _connection(target, cfg) as conn:
+                with connection(target, cfg) as conn:
                     hidden = hidden_by_gate(conn, query)
         if records:
             sink.commit()
@@ -192,7 +199,7 @@ def export_parquet(
     row_group_size: int = DEFAULT_ROW_GROUP_SIZE,
     compression: str = "zstd",
     on_progress: Progress | None = None,
-    **filters: Any,
+    **filters: Unpack[TrainingFilters],
 ) -> TrainingExportSummary:
     """Write matching sessions as a Parquet table of ``kind`` records (default: RL records).
 
@@ -207,8 +214,7 @@ def export_parquet(
     from trainers.parquet import ParquetOutput
 
     if kind in ("grpo", "dpo"):
-        for name in _LOAD_OPTIONS[:2]:
-            filters.setdefault(name, False)  # pairs and groups need no events
+        _skip_events(filters)  # pairs and groups need no events
     return _export(
         output,
         db_url,
@@ -234,7 +240,7 @@ def export_grpo(
     batch_size: int = 100,
     compression_level: int | None = None,
     on_progress: Progress | None = None,
-    **filters: Any,
+    **filters: Unpack[TrainingFilters],
 ) -> TrainingExportSummary:
     """Write GRPO groups as JSONL, one group per line (see :meth:`GrpoGroup.to_record`).
 
@@ -243,8 +249,7 @@ def export_grpo(
     not loaded unless asked for (groups do not use them). ``output`` may be
     compressed by extension or ``-`` for stdout.
     """
-    for name in _LOAD_OPTIONS[:2]:
-        filters.setdefault(name, False)
+    _skip_events(filters)
     return _export(
         output,
         db_url,
@@ -270,7 +275,7 @@ def export_dpo(
     batch_size: int = 100,
     compression_level: int | None = None,
     on_progress: Progress | None = None,
-    **filters: Any,
+    **filters: Unpack[TrainingFilters],
 ) -> TrainingExportSummary:
     """Write DPO preference pairs as JSONL, one pair per line (``prompt``, ``chosen``, ...).
 
@@ -279,8 +284,7 @@ def export_dpo(
     not loaded unless asked for. ``output`` may be compressed by extension or
     ``-`` for stdout.
     """
-    for name in _LOAD_OPTIONS[:2]:
-        filters.setdefault(name, False)
+    _skip_events(filters)
     return _export(
         output,
         db_url,

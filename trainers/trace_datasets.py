@@ -33,6 +33,7 @@ from atlas.config.loader import load_config
 from atlas.runtime.traces import AtlasSessionTrace
 from atlas.storage import mask_url
 from atlas.training_data import TrainingQuery, count_training_sessions, paginate_sessions_sync
+from trainers.columns import DEFAULT_ROW_GROUP_SIZE
 from trainers.preferences import (
     GroupBy,
     GrpoGroup,
@@ -95,21 +96,45 @@ class TraceDataset(ABC):
         """DPO pairs of these sessions (:func:`trainers.preferences.iter_preference_pairs`)."""
         return iter_preference_pairs(self.sessions(), min_margin=min_margin, by=by)
 
-    def to_hf_dataset(self, kind: str | None = None, **options: Any) -> datasets.Dataset:
+    def to_hf_dataset(
+        self,
+        kind: str | None = None,
+        *,
+        cache_dir: str | os.PathLike[str] | None = None,
+        keep_in_memory: bool = False,
+        split: str = "train",
+    ) -> datasets.Dataset:
         """A Hugging Face dataset of ``kind`` rows (default: ``records``); see
-        :func:`trainers.hf.to_hf_dataset` for ``options``."""
+        :func:`trainers.hf.to_hf_dataset` for the options."""
         from trainers.hf import to_hf_dataset
 
-        return to_hf_dataset(self.sessions(), kind or self.records, **options)
+        return to_hf_dataset(
+            self.sessions(),
+            kind or self.records,
+            cache_dir=cache_dir,
+            keep_in_memory=keep_in_memory,
+            split=split,
+        )
 
     def write_parquet(
-        self, path: str | os.PathLike[str], kind: str | None = None, **options: Any
+        self,
+        path: str | os.PathLike[str],
+        kind: str | None = None,
+        *,
+        row_group_size: int = DEFAULT_ROW_GROUP_SIZE,
+        compression: str = "zstd",
     ) -> int:
         """Write ``kind`` rows (default: ``records``) to Parquet; see
-        :func:`trainers.parquet.write_parquet` for ``options``."""
+        :func:`trainers.parquet.write_parquet` for the options."""
         from trainers.parquet import write_parquet
 
-        return write_parquet(self.sessions(), path, kind=kind or self.records, **options)
+        return write_parquet(
+            self.sessions(),
+            path,
+            kind=kind or self.records,
+            row_group_size=row_group_size,
+            compression=compression,
+        )
 
 
 class RuntimeTracesDataset(TraceDataset):

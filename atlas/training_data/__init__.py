@@ -5,7 +5,10 @@
 """
 
 from atlas.training_data.api import (
+    CountFilters,
+    TrainingFilters,
     TrainingQuery,
+    count_hidden_by_review_status,
     count_training_sessions,
     count_training_sessions_async,
     get_session_by_id,
@@ -19,20 +22,42 @@ from atlas.training_data.converters import (
     convert_session_dict_to_trace,
     convert_step_dict_to_trace,
 )
-from atlas.training_data.review_gate import ReviewGate, resolve_review_gate
+from atlas.training_data.export import ExportProgress, ExportSummary, export_jsonl
+from atlas.training_data.filters import SessionFilters
+from atlas.training_data.output import check_compression_level
+from atlas.training_data.review import (
+    ReviewRow,
+    check_row_count,
+    list_sessions_for_review,
+    review_sessions,
+)
+from atlas.training_data.review_gate import ReviewGate, gate_hint, resolve_review_gate
 
 __all__ = [
+    "CountFilters",
+    "ExportProgress",
+    "ExportSummary",
     "ReviewGate",
+    "ReviewRow",
+    "SessionFilters",
+    "TrainingFilters",
     "TrainingQuery",
+    "check_compression_level",
+    "check_row_count",
     "convert_session_dict_to_trace",
     "convert_step_dict_to_trace",
+    "count_hidden_by_review_status",
     "count_training_sessions",
     "count_training_sessions_async",
+    "export_jsonl",
+    "gate_hint",
     "get_session_by_id",
     "get_session_by_id_async",
     "get_training_sessions",
     "get_training_sessions_async",
+    "list_sessions_for_review",
     "paginate_sessions",
     "paginate_sessions_sync",
     "resolve_review_gate",
+    "review_sessions",
 ]

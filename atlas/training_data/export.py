@@ -25,22 +25,17 @@ from typing import Any
 import orjson
 import psycopg
 from psycopg import sql
+from typing_extensions import Unpack
 
-from atlas.training_data.api import (
-    ConfigArg,
-    Spawn,
-    SyncTarget,
-    TrainingQuery,
-    _config,
-    _connections,
-    hidden_by_gate,
-)
 from atlas.training_data.assembly import LoadOptions, PageRows, assemble_records
 from atlas.training_data.drivers import drive
 from atlas.training_data.filters import SessionFilters, whole_number
+from atlas.training_data.flows import hidden_by_gate
 from atlas.training_data.output import SafeOutput
 from atlas.training_data.plan import Cursor, ids_plan, rows_plan
+from atlas.training_data.query import TrainingFilters, TrainingQuery
 from atlas.training_data.review_gate import ReviewGate
+from atlas.training_data.targets import ConfigArg, Spawn, SyncTarget, connections, reader_config
 
 __all__ = ["ExportProgress", "ExportSummary", "export_jsonl"]
 
@@ -279,7 +274,7 @@ def export_jsonl(
     on_progress: Callable[[ExportProgress], None] | None = None,
     workers: int = 2,
     events_in_metadata: bool = False,
-    **filters: Any,
+    **filters: Unpack[TrainingFilters],
 ) -> ExportSummary:
     """Write every matching session to ``output`` (``-`` = stdout) as JSONL.
 
@@ -293,8 +288,8 @@ def export_jsonl(
     database when ``output`` cannot be written.
     """
     whole_number(batch_size, "batch_size", minimum=1)
-    cfg = _config(config)
-    query = TrainingQuery.from_filters(filters, config=cfg)
+    cfg = reader_config(config)
+    query = TrainingQuery.build(config=cfg, **filters)
     options = replace(query.options, raw_events=True, events_in_metadata=events_in_metadata)
     started = time.perf_counter()
     sink = SafeOutput(output, compression_level=compression_level)
@@ -302,7 +297,7 @@ def export_jsonl(
     try:
         with (
             _fewer_collections(),
-            _connections(db_url, cfg) as (conn, spawn, room),
+            connections(db_url, cfg) as (conn, spawn, room),
             conn.transaction(),
         ):
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
