@@ -15,21 +15,25 @@ from rich.table import Table
 
 from atlas.errors import InvalidFilter
 from atlas.storage import (
+    MAX_RECOVER_AGE,
+    SHAPES,
+    TABLES,
+    ConnectionSettings,
     SessionWriter,
     apply_migrations,
     atlas_home,
     available_migrations,
+    connect,
+    create_atlas_sdk_schema,
     embedded_server,
     resolve_settings,
     schema_status,
+    seed_sessions,
     stop_embedded,
+    translate_errors,
 )
-from atlas.storage.connection import ConnectionSettings, connect, translate_errors
-from atlas.storage.migrate import DEFAULT_BATCH_SIZE, Progress
-from atlas.storage.schema import TABLES
-from atlas.storage.synthetic import SHAPES, seed_sessions
-from atlas.storage.synthetic_sdk import create_atlas_sdk_schema
-from atlas.storage.writes import MAX_RECOVER_AGE
+from atlas.storage import MIGRATION_BATCH_SIZE as DEFAULT_BATCH_SIZE
+from atlas.storage import MigrationProgress as Progress
 
 __all__ = ["parse_duration", "register"]
 

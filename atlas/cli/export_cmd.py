@@ -9,13 +9,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from atlas.config.loader import ignored_sections_message, load_config_sections
-from atlas.config.models import AtlasConfig
+from atlas.config import AtlasConfig, ignored_sections_message, load_config_sections
 from atlas.errors import InvalidFilter, MissingExtra, UsageError
-from atlas.training_data.api import count_hidden_by_review_status
-from atlas.training_data.export import ExportProgress, ExportSummary, export_jsonl
-from atlas.training_data.output import check_compression_level
-from atlas.training_data.review_gate import gate_hint
+from atlas.training_data import (
+    ExportProgress,
+    ExportSummary,
+    check_compression_level,
+    count_hidden_by_review_status,
+    export_jsonl,
+    gate_hint,
+)
 
 __all__ = ["register", "run_export"]
 

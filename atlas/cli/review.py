@@ -20,16 +20,14 @@ from rich.text import Text
 
 from atlas.cli.export_cmd import reader_config
 from atlas.cli.review_show import console, render_session
-from atlas.config.models import REVIEW_STATUSES, parse_review_statuses
+from atlas.config import REVIEW_STATUSES, parse_review_statuses
 from atlas.errors import InvalidFilter, SessionNotFound, TraceDecodeWarning
-from atlas.storage.connection import connect, translate_errors
-from atlas.storage.database import prepare, resolve_settings
-from atlas.storage.writes import SESSION_STATUSES
-from atlas.training_data import get_session_by_id
-from atlas.training_data.filters import SessionFilters
-from atlas.training_data.review import (
+from atlas.storage import SESSION_STATUSES, connect, prepare, resolve_settings, translate_errors
+from atlas.training_data import (
     ReviewRow,
+    SessionFilters,
     check_row_count,
+    get_session_by_id,
     list_sessions_for_review,
     review_sessions,
 )

@@ -20,7 +20,7 @@ from atlas.config import config_from_mapping, load_config, resolve_database_url
 from atlas.errors import ConfigError, OutputError, SessionFailed, UsageError
 from atlas.runtime.demo import DEMO_CONFIG, DEMO_TASKS
 from atlas.storage import SessionWriter
-from atlas.training_data.export import export_jsonl
+from atlas.training_data import export_jsonl
 
 __all__ = ["register"]
 

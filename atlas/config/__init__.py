@@ -1,7 +1,12 @@
 """Configuration: the YAML file, its validated models, and database URL resolution."""
 
 from atlas.config.database_url import EMBEDDED, ResolvedURL, resolve_database_url
-from atlas.config.loader import config_from_mapping, load_config
+from atlas.config.loader import (
+    config_from_mapping,
+    ignored_sections_message,
+    load_config,
+    load_config_sections,
+)
 from atlas.config.models import (
     REVIEW_STATUSES,
     AtlasConfig,
@@ -9,6 +14,7 @@ from atlas.config.models import (
     ReviewConfig,
     RuntimeSafetyConfig,
     StorageConfig,
+    parse_review_statuses,
 )
 
 __all__ = [
@@ -21,6 +27,9 @@ __all__ = [
     "RuntimeSafetyConfig",
     "StorageConfig",
     "config_from_mapping",
+    "ignored_sections_message",
     "load_config",
+    "load_config_sections",
+    "parse_review_statuses",
     "resolve_database_url",
 ]
