@@ -22,6 +22,7 @@ from typing import Any
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
+from typing_extensions import TypedDict, Unpack
 
 from atlas.config.database_url import resolve_database_url
 from atlas.config.loader import load_config
@@ -36,7 +37,28 @@ from atlas.storage.connection import (
 from atlas.storage.embedded import ensure_embedded
 from atlas.storage.migrate import check_schema, ensure_current, schema_status
 
-__all__ = ["AsyncDatabase", "Database", "prepare", "resolve_settings"]
+__all__ = ["AsyncDatabase", "Database", "PoolOverrides", "prepare", "resolve_settings"]
+
+
+class PoolOverrides(TypedDict, total=False):
+    """Storage settings a caller may give directly, over the configured ones (None = keep)."""
+
+    min_connections: int | None
+    max_connections: int | None
+    statement_timeout_seconds: float | None
+    connect_timeout_seconds: float | None
+
+
+def _pool_options(settings: ConnectionSettings) -> dict[str, Any]:
+    """What the sync and async pools share: sizes, timeouts, and opening on demand."""
+    return {
+        "kwargs": settings.connect_kwargs(),
+        "min_size": settings.min_connections,
+        "max_size": settings.max_connections,
+        "timeout": settings.connect_timeout_seconds,
+        "name": "arc-atlas",
+        "open": False,
+    }
 
 
 def resolve_settings(
@@ -44,7 +66,7 @@ def resolve_settings(
     *,
     config: AtlasConfig | None = None,
     config_path: str | os.PathLike[str] | None = None,
-    **overrides: Any,
+    **overrides: Unpack[PoolOverrides],
 ) -> ConnectionSettings:
     """Work out where to connect, starting the embedded server when nothing is configured.
 
@@ -61,7 +83,7 @@ def resolve_settings(
         settings = replace(settings, embedded=True)
     else:
         settings = ConnectionSettings.from_config(resolved, storage)
-    cleaned = {k: v for k, v in overrides.items() if v is not None}
+    cleaned: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
     return replace(settings, **cleaned) if cleaned else settings
 
 
@@ -112,7 +134,7 @@ class Database:
         config_path: str | os.PathLike[str] | None = None,
         migrate: bool = False,
         check_schema: bool = True,
-        **overrides: Any,
+        **overrides: Unpack[PoolOverrides],
     ) -> Database:
         """Open a pool; ``migrate=True`` applies pending migrations first (writers do).
 
@@ -124,14 +146,9 @@ class Database:
         prepare(settings, migrate=migrate, check=check_schema)
         pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
             settings.url,
-            kwargs=settings.connect_kwargs(),
-            min_size=settings.min_connections,
-            max_size=settings.max_connections,
-            timeout=settings.connect_timeout_seconds,
             configure=configure_connection,
             reset=_reset_connection,
-            name="arc-atlas",
-            open=False,
+            **_pool_options(settings),
         )
         try:
             pool.open(wait=True, timeout=settings.connect_timeout_seconds)
@@ -180,7 +197,7 @@ class AsyncDatabase:
         config_path: str | os.PathLike[str] | None = None,
         migrate: bool = False,
         check_schema: bool = True,
-        **overrides: Any,
+        **overrides: Unpack[PoolOverrides],
     ) -> AsyncDatabase:
         """Open an async pool; see :meth:`Database.open` for arguments and errors."""
         settings = await asyncio.to_thread(
@@ -189,14 +206,9 @@ class AsyncDatabase:
         await asyncio.to_thread(prepare, settings, migrate=migrate, check=check_schema)
         pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
             settings.url,
-            kwargs=settings.connect_kwargs(),
-            min_size=settings.min_connections,
-            max_size=settings.max_connections,
-            timeout=settings.connect_timeout_seconds,
             configure=_configure_async,
             reset=_reset_async,
-            name="arc-atlas",
-            open=False,
+            **_pool_options(settings),
         )
         try:
             await pool.open(wait=True, timeout=settings.connect_timeout_seconds)

@@ -17,11 +17,12 @@ from typing import Any
 
 import psycopg
 from psycopg.pq import TransactionStatus
+from typing_extensions import Unpack
 
 from atlas.config.loader import load_config
 from atlas.config.models import AtlasConfig
 from atlas.storage import writes
-from atlas.storage.database import AsyncDatabase, Database
+from atlas.storage.database import AsyncDatabase, Database, PoolOverrides
 from atlas.storage.writes import StepRecord, WriteOp
 
 __all__ = ["AsyncSessionWriter", "SessionWriter", "run_op", "run_op_async"]
@@ -95,7 +96,7 @@ class SessionWriter:
         *,
         config: AtlasConfig | None = None,
         config_path: str | os.PathLike[str] | None = None,
-        **overrides: Any,
+        **overrides: Unpack[PoolOverrides],
     ) -> SessionWriter:
         """Open a pool for writing and wrap it.
 
@@ -113,7 +114,10 @@ class SessionWriter:
             return run_op(conn, op)
 
     def create_session(
-        self, task: str, metadata: Mapping[str, Any] | None = None, **kw: Any
+        self,
+        task: str,
+        metadata: Mapping[str, Any] | None = None,
+        **kw: Unpack[writes.SessionOptions],
     ) -> int:
         """Insert a ``running`` session and return its id."""
         return int(self.run(writes.create_session(task, metadata, **kw)))
@@ -130,7 +134,7 @@ class SessionWriter:
         """Append a batch of trajectory events in one statement."""
         self.run(writes.append_events(session_id, events))
 
-    def record_reward(self, session_id: int, **fields: Any) -> None:
+    def record_reward(self, session_id: int, **fields: Unpack[writes.RewardFields]) -> None:
         """Set reward, reward_stats, reward_audit and learning notes."""
         self.run(writes.record_reward(session_id, **fields))
 
@@ -138,11 +142,13 @@ class SessionWriter:
         """Merge keys into the session's metadata."""
         self.run(writes.update_metadata(session_id, patch))
 
-    def set_review_status(self, session_ids: Sequence[int], status: str, **kw: Any) -> int:
+    def set_review_status(
+        self, session_ids: Sequence[int], status: str, **kw: Unpack[writes.ReviewOptions]
+    ) -> int:
         """Set review status and notes; returns how many sessions changed."""
         return int(self.run(writes.set_review_status(session_ids, status, **kw)))
 
-    def finalize_session(self, session_id: int, **kw: Any) -> str | None:
+    def finalize_session(self, session_id: int, **kw: Unpack[writes.FinalizeFields]) -> str | None:
         """Set the final status, answer and completion time; return the status stored.
 
         A session ``db recover`` already failed stays ``failed`` (see
@@ -155,11 +161,11 @@ class SessionWriter:
         """Record that the session's process is alive, so ``db recover`` leaves it alone."""
         self.run(writes.heartbeat(session_id))
 
-    def upsert_learning(self, learning_key: str, **kw: Any) -> None:
+    def upsert_learning(self, learning_key: str, **kw: Unpack[writes.LearningFields]) -> None:
         """Insert or replace a learning registry playbook."""
         self.run(writes.upsert_learning(learning_key, **kw))
 
-    def record_discovery_run(self, **kw: Any) -> int:
+    def record_discovery_run(self, **kw: Unpack[writes.DiscoveryFields]) -> int:
         """Insert a discovery run and return its id."""
         return int(self.run(writes.record_discovery_run(**kw)))
 
@@ -193,7 +199,7 @@ class AsyncSessionWriter:
         *,
         config: AtlasConfig | None = None,
         config_path: str | os.PathLike[str] | None = None,
-        **overrides: Any,
+        **overrides: Unpack[PoolOverrides],
     ) -> AsyncSessionWriter:
         """Open an async pool for writing and wrap it (see :meth:`SessionWriter.open`)."""
         config = await asyncio.to_thread(_load, config, config_path)
@@ -208,7 +214,10 @@ class AsyncSessionWriter:
             return await run_op_async(conn, op)
 
     async def create_session(
-        self, task: str, metadata: Mapping[str, Any] | None = None, **kw: Any
+        self,
+        task: str,
+        metadata: Mapping[str, Any] | None = None,
+        **kw: Unpack[writes.SessionOptions],
     ) -> int:
         """Insert a ``running`` session and return its id."""
         return int(await self.run(writes.create_session(task, metadata, **kw)))
@@ -225,7 +234,7 @@ class AsyncSessionWriter:
         """Append a batch of trajectory events in one statement."""
         await self.run(writes.append_events(session_id, events))
 
-    async def record_reward(self, session_id: int, **fields: Any) -> None:
+    async def record_reward(self, session_id: int, **fields: Unpack[writes.RewardFields]) -> None:
         """Set reward, reward_stats, reward_audit and learning notes."""
         await self.run(writes.record_reward(session_id, **fields))
 
@@ -233,11 +242,15 @@ class AsyncSessionWriter:
         """Merge keys into the session's metadata."""
         await self.run(writes.update_metadata(session_id, patch))
 
-    async def set_review_status(self, session_ids: Sequence[int], status: str, **kw: Any) -> int:
+    async def set_review_status(
+        self, session_ids: Sequence[int], status: str, **kw: Unpack[writes.ReviewOptions]
+    ) -> int:
         """Set review status and notes; returns how many sessions changed."""
         return int(await self.run(writes.set_review_status(session_ids, status, **kw)))
 
-    async def finalize_session(self, session_id: int, **kw: Any) -> str | None:
+    async def finalize_session(
+        self, session_id: int, **kw: Unpack[writes.FinalizeFields]
+    ) -> str | None:
         """Set the final status, answer and completion time; return the status stored."""
         stored = await self.run(writes.finalize_session(session_id, **kw))
         return None if stored is None else str(stored)
@@ -246,11 +259,11 @@ class AsyncSessionWriter:
         """Record that the session's process is alive, so ``db recover`` leaves it alone."""
         await self.run(writes.heartbeat(session_id))
 
-    async def upsert_learning(self, learning_key: str, **kw: Any) -> None:
+    async def upsert_learning(self, learning_key: str, **kw: Unpack[writes.LearningFields]) -> None:
         """Insert or replace a learning registry playbook."""
         await self.run(writes.upsert_learning(learning_key, **kw))
 
-    async def record_discovery_run(self, **kw: Any) -> int:
+    async def record_discovery_run(self, **kw: Unpack[writes.DiscoveryFields]) -> int:
         """Insert a discovery run and return its id."""
         return int(await self.run(writes.record_discovery_run(**kw)))
 

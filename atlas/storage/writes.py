@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from typing_extensions import Required, TypedDict
+
 from atlas.config.models import REVIEW_STATUSES
 from atlas.errors import InvalidFilter
 from atlas.storage.events import event_timestamp, to_envelope
@@ -126,6 +128,60 @@ def _numeric_score(stats: Any) -> Any:
     if isinstance(score, (int, float)):
         return stats
     return {**stats, "score": number}
+
+
+class SessionOptions(TypedDict, total=False):
+    """Keywords of :func:`create_session` (and the writers' ``create_session``)."""
+
+    status: str
+    review_status: str
+    created_at: datetime | None
+
+
+class RewardFields(TypedDict, total=False):
+    """Keywords of :func:`record_reward`."""
+
+    reward: Any
+    reward_stats: Any
+    reward_audit: Any
+    student_learning: str | None
+    teacher_learning: str | None
+
+
+class ReviewOptions(TypedDict, total=False):
+    """Keywords of :func:`set_review_status`."""
+
+    notes: str | None
+    reviewer: str | None
+    at: datetime | None
+    only_running: bool
+
+
+class FinalizeFields(TypedDict, total=False):
+    """Keywords of :func:`finalize_session` (``status`` is required)."""
+
+    status: Required[str]
+    final_answer: str | None
+    metadata: Mapping[str, Any] | None
+    completed_at: datetime | None
+
+
+class LearningFields(TypedDict, total=False):
+    """Keywords of :func:`upsert_learning` (both notes are required)."""
+
+    student_learning: Required[str | None]
+    teacher_learning: Required[str | None]
+    metadata: Mapping[str, Any] | None
+
+
+class DiscoveryFields(TypedDict, total=False):
+    """Keywords of :func:`record_discovery_run`."""
+
+    project_root: Required[str]
+    task: Required[str | None]
+    payload: Required[Mapping[str, Any]]
+    metadata: Mapping[str, Any] | None
+    source: str
 
 
 def create_session(
