@@ -13,6 +13,10 @@ from typing import Any
 
 import pytest
 
+import atlas.config
+import atlas.core
+import atlas.runtime
+import atlas.storage
 import atlas.training_data
 import trainers
 from atlas.training_data import CountFilters, TrainingFilters, TrainingQuery
@@ -103,10 +107,26 @@ def _public_callables() -> Iterator[tuple[str, Callable[..., Any]]]:
                             yield f"{module.__name__}.{name}.{attr}", function
 
 
+def _exported_callables() -> Iterator[tuple[str, Callable[..., Any]]]:
+    """What the other public packages export (their ``__all__``), methods included."""
+    for package in (atlas.config, atlas.core, atlas.runtime, atlas.storage):
+        for name in package.__all__:
+            value = getattr(package, name)
+            if inspect.isfunction(value):
+                yield f"{package.__name__}.{name}", value
+            elif inspect.isclass(value):
+                for attr, member in vars(value).items():
+                    function = getattr(member, "__func__", member)
+                    if inspect.isfunction(function) and (
+                        attr == "__init__" or not attr.startswith("_")
+                    ):
+                        yield f"{package.__name__}.{name}.{attr}", function
+
+
 def test_no_public_function_takes_untyped_keyword_arguments():
     loose = [
         name
-        for name, function in _public_callables()
+        for name, function in (*_public_callables(), *_exported_callables())
         for parameter in inspect.signature(function).parameters.values()
         if parameter.kind is inspect.Parameter.VAR_KEYWORD
         and parameter.annotation in (inspect.Parameter.empty, "Any", Any)
