@@ -26,5 +26,9 @@ def test_all_is_sorted_and_resolvable(module: ModuleType) -> None:
 
 def test_every_exception_is_an_atlas_error() -> None:
     found = [getattr(atlas.errors, name) for name in atlas.errors.__all__]
-    exceptions = [e for e in found if issubclass(e, Exception) and not issubclass(e, Warning)]
+    exceptions = [
+        e
+        for e in found
+        if isinstance(e, type) and issubclass(e, Exception) and not issubclass(e, Warning)
+    ]
     assert exceptions and all(issubclass(e, atlas.errors.AtlasError) for e in exceptions)
