@@ -168,6 +168,7 @@ class _PageFetcher:
         self._conns: list[psycopg.Connection[Any]] = [conn]
         self._exits = contextlib.ExitStack()
         self._pending: deque[Future[Any]] = deque()
+        self._finished = False
         snapshot = None
         if spawn is not None and workers > 1:
             row = conn.execute("SELECT pg_export_snapshot()").fetchone()
@@ -241,19 +242,24 @@ class _PageFetcher:
     def __iter__(self) -> Iterator[PageRows]:
         if len(self._conns) == 1:
             yield from self._serial()
-            return
-        ahead = len(self._conns)  # one page per worker, and one ready for the caller
-        for ids in self._ids():
-            self._pending.append(self._pool.submit(self._fetch, ids))
-            if len(self._pending) >= ahead:
+        else:
+            ahead = len(self._conns)  # one page per worker, and one ready for the caller
+            for ids in self._ids():
+                self._pending.append(self._pool.submit(self._fetch, ids))
+                if len(self._pending) >= ahead:
+                    yield self._pending.popleft().result()
+            while self._pending:
                 yield self._pending.popleft().result()
-        while self._pending:
-            yield self._pending.popleft().result()
+        self._finished = True
 
     def close(self) -> None:
         """Stop every worker (cancelling queries in flight), then release the connections."""
-        running = [future for future in self._pending if not future.cancel()]
-        if any(not future.done() for future in running):
+        for future in self._pending:
+            future.cancel()
+        if not self._finished:
+            # Stopped early (an error, Ctrl-C): a worker may be inside a query,
+            # even one whose page the caller was waiting for; cancel them all,
+            # or shutting the pool down would wait for them.
             for conn in self._conns:
                 with contextlib.suppress(Exception):
                     conn.cancel_safe()
