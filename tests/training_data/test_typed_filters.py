@@ -90,37 +90,32 @@ def _modules(package: Any) -> Iterator[Any]:
         yield importlib.import_module(info.name)
 
 
+def _functions(qualname: str, value: Any) -> Iterator[tuple[str, Callable[..., Any]]]:
+    """``value`` if a function, or a class's public methods (``__init__`` included)."""
+    if inspect.isfunction(value):
+        yield qualname, value
+    elif inspect.isclass(value):
+        for attr, member in vars(value).items():
+            function = getattr(member, "__func__", member)
+            if inspect.isfunction(function) and (attr == "__init__" or not attr.startswith("_")):
+                yield f"{qualname}.{attr}", function
+
+
 def _public_callables() -> Iterator[tuple[str, Callable[..., Any]]]:
+    """Every public name defined in any module of atlas.training_data and trainers."""
     for package in (atlas.training_data, trainers):
         for module in _modules(package):
             for name, value in vars(module).items():
                 if name.startswith("_") or getattr(value, "__module__", None) != module.__name__:
                     continue
-                if inspect.isfunction(value):
-                    yield f"{module.__name__}.{name}", value
-                elif inspect.isclass(value):
-                    for attr, member in vars(value).items():
-                        function = getattr(member, "__func__", member)
-                        if inspect.isfunction(function) and (
-                            attr == "__init__" or not attr.startswith("_")
-                        ):
-                            yield f"{module.__name__}.{name}.{attr}", function
+                yield from _functions(f"{module.__name__}.{name}", value)
 
 
 def _exported_callables() -> Iterator[tuple[str, Callable[..., Any]]]:
     """What the other public packages export (their ``__all__``), methods included."""
     for package in (atlas.config, atlas.core, atlas.runtime, atlas.storage):
         for name in package.__all__:
-            value = getattr(package, name)
-            if inspect.isfunction(value):
-                yield f"{package.__name__}.{name}", value
-            elif inspect.isclass(value):
-                for attr, member in vars(value).items():
-                    function = getattr(member, "__func__", member)
-                    if inspect.isfunction(function) and (
-                        attr == "__init__" or not attr.startswith("_")
-                    ):
-                        yield f"{package.__name__}.{name}.{attr}", function
+            yield from _functions(f"{package.__name__}.{name}", getattr(package, name))
 
 
 def test_no_public_function_takes_untyped_keyword_arguments():
