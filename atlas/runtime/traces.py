@@ -24,13 +24,14 @@ __all__ = [
     "AtlasRewardBreakdown",
     "AtlasSessionTrace",
     "AtlasStepTrace",
+    "as_score",
     "canonical_reward",
     "is_raw_score",
     "parse_moment",
 ]
 
 
-def _as_float(value: Any) -> float | None:
+def as_score(value: Any) -> float | None:
     """A finite float, or None ("NaN" and "1e400" are not scores JSON can carry)."""
     if value is None or isinstance(value, bool):
         return None
@@ -49,7 +50,7 @@ def _score_fields(data: Mapping[str, Any]) -> tuple[float | None, dict[str, Any]
     kept beside it, so nothing a judge wrote is lost.
     """
     value = data.get("score")
-    score = _as_float(value)
+    score = as_score(value)
     if value is None or (score is not None and _number(value)):
         return score, {}
     return score, {"score_raw": value}
@@ -176,7 +177,7 @@ class AtlasRewardBreakdown:
         if data is None:
             return cls()
         if not isinstance(data, Mapping):
-            return cls(score=_as_float(data))
+            return cls(score=as_score(data))
         judges = data.get("judges")
         score, raw = _score_fields(data)
         kept = [j for j in judges if isinstance(j, Mapping)] if isinstance(judges, list) else []

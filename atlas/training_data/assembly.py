@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from atlas.runtime.traces import AtlasSessionTrace
+from atlas.runtime.traces import AtlasSessionTrace, as_score
 from atlas.storage.jsonenc import decode_object, loads_lenient
 from atlas.training_data.event_assembly import (
     EVENT_ROW_KEYS,
@@ -125,15 +125,9 @@ def _session_reward(column: Any, metadata: Mapping[str, Any], warnings: list[str
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return {"score": value}  # very old writers stored the bare score
-    warnings.append(
-        f"{what} is not a JSON object ({type(value).__name__}); kept under legacy_value"
-    )
-    score = value if isinstance(value, str) else None
-    try:
-        parsed = float(score) if score is not None else None
-    except ValueError:
-        parsed = None
-    return {"score": parsed, "legacy_value": value}
+    # Text such as "0.9" still gives the score (finite only, as for any reward).
+    score = as_score(value) if isinstance(value, str) else None
+    return {"score": score, **(decode_object(value, what, warnings) or {})}
 
 
 def assemble_record(
