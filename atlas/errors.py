@@ -8,6 +8,7 @@
     ├── InvalidFilter (ValueError)  a query filter has a bad value (e.g. min_reward="high")
     ├── SessionNotFound (LookupError)  a session id that is not in the database
     ├── SessionFailed               a session the CLI ran ended ``failed`` (exit code 1)
+    ├── SelectionChanged            a bulk review no longer matches the count that was confirmed
     ├── MissingExtra (ImportError)  an optional dependency is not installed: names the extra
     ├── AdapterError                an agent, teacher or judge call failed (atlas.runtime.adapters)
     ├── OutputError                 an output path cannot be written: unwritable, disk full
@@ -56,6 +57,7 @@ __all__ = [
     "RecordSchemaError",
     "ReviewGateWarning",
     "SchemaOutOfDate",
+    "SelectionChanged",
     "SessionFailed",
     "SessionNotFound",
     "StatementTimeout",
@@ -100,6 +102,18 @@ class SessionFailed(AtlasError):
     def __init__(self, message: str, *, session_id: int | None = None) -> None:
         super().__init__(message)
         self.session_id = session_id
+
+
+class SelectionChanged(AtlasError):
+    """A bulk review matched a different number of sessions than the caller confirmed.
+
+    Sessions were written or reviewed between the preview and the change;
+    nothing was changed. ``matched`` is the new count, to confirm again.
+    """
+
+    def __init__(self, message: str, *, matched: int) -> None:
+        super().__init__(message)
+        self.matched = matched
 
 
 class MissingExtra(AtlasError, ImportError):

@@ -102,6 +102,7 @@ PARAMETER_FLAGS: dict[str, str] = {
     "learning_key": "--learning-key",
     "created_after": "--created-after",
     "created_before": "--created-before",
+    "task_contains": "--task-contains",
     "compression_level": "--compression-level",
 }
 # A quoted value (left as it is; an apostrophe inside a word, as in
@@ -224,6 +225,7 @@ def _run_export(args: argparse.Namespace) -> int:
         "learning_key": args.learning_key,
         "created_after": args.created_after,
         "created_before": args.created_before,
+        "task_contains": args.task_contains,
     }
     on_progress, bar = _progress_printer(args.quiet)
     try:
@@ -345,6 +347,9 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
         "--created-after", metavar="WHEN", help="created at or after (ISO 8601, e.g. 2026-01-31)"
     )
     parser.add_argument("--created-before", metavar="WHEN", help="created before (ISO 8601)")
+    parser.add_argument(
+        "--task-contains", metavar="TEXT", help="the task contains TEXT (ignoring case)"
+    )
     parser.add_argument(
         "--compression-level", type=int, metavar="N",
         help="gzip/xz/zstd level: 0-9/0-9/1-22 (default 6/3/3); only for a .gz, .xz or .zst "

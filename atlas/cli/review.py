@@ -45,6 +45,7 @@ _FILTER_FLAGS = {
     "created_after": "--created-after",
     "created_before": "--created-before",
     "session_ids": "--session-id",
+    "task_contains": "--task-contains",
 }
 # How the library names a session id given as a positional ID.
 _ID_FLAGS = {"session_id": "ID", "session_ids": "ID"}
@@ -201,6 +202,7 @@ def _filter_options(parser: argparse.ArgumentParser, *, run_status_flags: tuple[
     )  # fmt: skip
     parser.add_argument("--created-after", metavar="WHEN", help="ISO 8601, inclusive")
     parser.add_argument("--created-before", metavar="WHEN", help="ISO 8601, exclusive")
+    parser.add_argument("--task-contains", metavar="TEXT", help="the task contains TEXT (any case)")
 
 
 def register(

@@ -18,14 +18,23 @@ from atlas.training_data.api import (
     paginate_sessions,
     paginate_sessions_sync,
 )
+from atlas.training_data.browse import (
+    PageCursor,
+    SessionPage,
+    SessionRow,
+    browse_sessions,
+    review_permission,
+)
 from atlas.training_data.converters import (
     convert_session_dict_to_trace,
     convert_step_dict_to_trace,
 )
 from atlas.training_data.export import ExportProgress, ExportSummary, export_jsonl
 from atlas.training_data.filters import SessionFilters
+from atlas.training_data.insights import DayStats, Insights, KeyStats, session_insights
 from atlas.training_data.output import check_compression_level
 from atlas.training_data.review import (
+    ReviewResult,
     ReviewRow,
     check_row_count,
     list_sessions_for_review,
@@ -35,13 +44,21 @@ from atlas.training_data.review_gate import ReviewGate, gate_hint, resolve_revie
 
 __all__ = [
     "CountFilters",
+    "DayStats",
     "ExportProgress",
     "ExportSummary",
+    "Insights",
+    "KeyStats",
+    "PageCursor",
     "ReviewGate",
+    "ReviewResult",
     "ReviewRow",
     "SessionFilters",
+    "SessionPage",
+    "SessionRow",
     "TrainingFilters",
     "TrainingQuery",
+    "browse_sessions",
     "check_compression_level",
     "check_row_count",
     "convert_session_dict_to_trace",
@@ -59,5 +76,7 @@ __all__ = [
     "paginate_sessions",
     "paginate_sessions_sync",
     "resolve_review_gate",
+    "review_permission",
     "review_sessions",
+    "session_insights",
 ]

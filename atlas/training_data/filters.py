@@ -96,6 +96,18 @@ def _texts(value: Any, name: str) -> tuple[str, ...] | None:
     return tuple(dict.fromkeys(items))
 
 
+def _task_text(value: Any) -> str | None:
+    """The text a task must contain; blank means no filter (a search box left empty)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidFilter(
+            f"task_contains must be text, not {_shown(value)}.", parameter="task_contains"
+        )
+    (text,) = _texts(value, "task_contains") or ("",)
+    return text if text.strip() else None
+
+
 def _session_statuses(values: tuple[Any, ...] | None) -> tuple[str, ...] | None:
     """Runtime statuses trimmed and case-folded (``SUCCEEDED`` is ``succeeded``), as atlas-sdk."""
     if values is None:
@@ -174,6 +186,7 @@ class SessionFilters:
     created_after: datetime | None = None
     created_before: datetime | None = None
     session_ids: tuple[int, ...] | None = None
+    task_contains: str | None = None
 
     @classmethod
     def build(
@@ -186,12 +199,14 @@ class SessionFilters:
         created_after: Any = None,
         created_before: Any = None,
         session_ids: int | Sequence[int] | None = None,
+        task_contains: str | None = None,
     ) -> SessionFilters:
         """Validate user-facing filter arguments, the only place they are checked.
 
         Rewards are finite numbers (or numeric text); learning keys are text
         without NUL; statuses are trimmed and case-folded; session ids are
-        real integers in 1..2**31-1 (``sessions.id`` is SERIAL). Raises
+        real integers in 1..2**31-1 (``sessions.id`` is SERIAL); ``task_contains``
+        is one text, matched case-insensitively anywhere in the task. Raises
         :class:`InvalidFilter` whose ``parameter`` names the argument at fault.
         """
         low, high = _reward(min_reward, "min_reward"), _reward(max_reward, "max_reward")
@@ -213,6 +228,7 @@ class SessionFilters:
             )
         return cls(
             min_reward=low,
+            task_contains=_task_text(task_contains),
             max_reward=high,
             learning_keys=_texts(learning_key, "learning_key"),
             statuses=statuses,
@@ -254,6 +270,9 @@ def where_clause(
         add("s.created_at < %s", filters.created_before)
     if filters.session_ids is not None:
         add("s.id = ANY(%s)", list(filters.session_ids))
+    if filters.task_contains is not None:
+        # strpos, not ILIKE: the text is matched as written, % and _ included.
+        add("strpos(lower(s.task), lower(%s)) > 0", filters.task_contains)
     if not parts:
         return sql.SQL(""), params
     return sql.SQL("WHERE ") + sql.SQL(" AND ").join(parts), params

@@ -38,7 +38,8 @@ class CountFilters(TypedDict, total=False):
 
     Rewards are numbers or numeric text; statuses are case-insensitive; dates
     are datetimes, dates or ISO 8601 text (naive means UTC); ``created_after``
-    is inclusive and ``created_before`` exclusive.
+    is inclusive and ``created_before`` exclusive; ``task_contains`` keeps
+    sessions whose task contains the text, ignoring case.
     """
 
     min_reward: float | str | None
@@ -50,6 +51,7 @@ class CountFilters(TypedDict, total=False):
     created_after: datetime | str | None
     created_before: datetime | str | None
     session_ids: int | Sequence[int] | None
+    task_contains: str | None
     include_trajectory_events: bool
     include_learning_data: bool
     trajectory_event_limit: int | None
@@ -149,6 +151,7 @@ class TrainingQuery:
             created_after=given.get("created_after"),
             created_before=given.get("created_before"),
             session_ids=given.get("session_ids"),
+            task_contains=given.get("task_contains"),
         )
         return cls(
             filters=session_filters,

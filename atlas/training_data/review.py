@@ -22,7 +22,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from atlas.config.models import REVIEW_STATUSES, parse_review_statuses
-from atlas.errors import InvalidFilter
+from atlas.errors import InvalidFilter, SelectionChanged
 from atlas.storage.schema import reward_score
 from atlas.storage.writer import run_op
 from atlas.storage.writes import set_review_status
@@ -163,6 +163,7 @@ def review_sessions(
     note: str | None = None,
     reviewer: str | None = None,
     dry_run: bool = False,
+    expected: int | None = None,
 ) -> ReviewResult:
     """Set ``new_status`` on the given sessions, or on the sessions matching ``filters``.
 
@@ -173,9 +174,15 @@ def review_sessions(
     returns the same selection and changes nothing. The selection is locked
     while it is changed, so a session reviewed meanwhile is not flipped.
 
+    ``expected`` is the number of sessions the caller confirmed (a preview's
+    count): when the locked selection holds another number, nothing changes
+    and :class:`~atlas.errors.SelectionChanged` carries the new count.
+
     Raises :class:`InvalidFilter` for an unknown status, and for a change
     with neither ids nor any filter (nothing is reviewed wholesale by accident).
     """
+    if expected is not None:
+        expected = check_row_count(expected, "expected")
     if new_status not in REVIEW_STATUSES:
         raise InvalidFilter(f"new_status must be one of {', '.join(REVIEW_STATUSES)}.")
     selection = filters or SessionFilters()
@@ -193,6 +200,12 @@ def review_sessions(
     where, params = where_clause(selection, _gate(from_statuses, "from_statuses"))
     with conn.transaction():
         matched = _rows(conn, where, params, lock=not dry_run)
+        if expected is not None and len(matched) != expected:
+            raise SelectionChanged(
+                f"{len(matched)} sessions match now, not the {expected} confirmed: sessions "
+                "were written or reviewed meanwhile. Nothing was changed; confirm the new count.",
+                matched=len(matched),
+            )
         found = {row.session_id for row in matched}
         existing = _existing(conn, session_ids) - found if session_ids else set()
         changed = 0
