@@ -205,8 +205,15 @@ def _run_one(payload: str) -> None:
     run = upgrade if spec["case"] == UPGRADE else CASES[spec["case"]].run
     m: Measurement = run(dataset)
     peak_mb = _peak_rss_mb()
-    print(json.dumps({"seconds": m.seconds, "sessions": m.sessions, "bytes": m.bytes_out,
-                      "peak_mb": peak_mb}))  # fmt: skip
+    out: dict[str, Any] = {
+        "seconds": m.seconds,
+        "sessions": m.sessions,
+        "bytes": m.bytes_out,
+        "peak_mb": peak_mb,
+    }
+    if m.detail is not None:
+        out["detail"] = m.detail
+    print(json.dumps(out))
 
 
 def _measure(
@@ -319,6 +326,10 @@ def main() -> None:
             for layout in datasets}}, indent=2))  # fmt: skip
         return
     _print_table(args.sessions, datasets, results)
+    if any("detail" in r for layout in results.values() for r in layout.values()):
+        from bench.ui import print_detail
+
+        print_detail(results, args.sessions)
     console.print(f"total {time.perf_counter() - started:.1f} s")
 
 

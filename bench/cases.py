@@ -24,7 +24,17 @@ import psycopg
 
 from atlas.storage.schema import SESSION_TABLES
 
-__all__ = ["CASES", "LAYOUTS", "REFERENCE", "UPGRADE", "Case", "Dataset", "Measurement", "upgrade"]
+__all__ = [
+    "CASES",
+    "LAYOUTS",
+    "REFERENCE",
+    "UI_REFERENCE",
+    "UPGRADE",
+    "Case",
+    "Dataset",
+    "Measurement",
+    "upgrade",
+]
 
 LAYOUTS: tuple[str, ...] = ("arc-atlas", "atlas-sdk")
 
@@ -46,6 +56,7 @@ class Measurement:
     seconds: float
     sessions: int
     bytes_out: int
+    detail: list[dict[str, Any]] | None = None  # a case's own rows (the ui case's pages)
 
 
 @dataclass(frozen=True)
@@ -241,8 +252,21 @@ def upgrade(dataset: Dataset) -> Measurement:
     return Measurement(time.perf_counter() - started, dataset.sessions, dataset.bytes_on_disk)
 
 
+def _ui_pages(dataset: Dataset) -> Measurement:
+    from bench.ui import run  # imported here: bench.ui builds on this module
+
+    return run(dataset)
+
+
+def _ui_reference(dataset: Dataset) -> Measurement:
+    from bench.ui import copy_list_page
+
+    return copy_list_page(dataset)
+
+
 UPGRADE = "upgrade: arc-atlas db upgrade of the atlas-sdk database (once)"
 REFERENCE = "reference: COPY all session tables"
+UI_REFERENCE = "reference: COPY the list's first page (50 rows)"
 CASES: dict[str, Case] = {
     REFERENCE: Case(copy_reference, REFERENCE),
     "reference: COPY rows of min_reward>=0.8 limit 1000": Case(
@@ -263,4 +287,6 @@ CASES: dict[str, Case] = {
     "runtime: persistence of demo sessions (database time)": Case(
         _runtime_persistence, REFERENCE, ("arc-atlas",)
     ),
+    UI_REFERENCE: Case(_ui_reference, UI_REFERENCE),
+    "ui: arc-atlas ui pages over HTTP (row: first list page)": Case(_ui_pages, UI_REFERENCE),
 }
