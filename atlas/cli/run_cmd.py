@@ -82,6 +82,7 @@ def _quickstart(args: argparse.Namespace) -> int:
         )
     print(
         f"Exported {summary.sessions} sessions to {args.output}.\n\nTry next:\n"
+        f"  arc-atlas ui           # browse, review and chart them in your browser\n"
         f"  arc-atlas review sessions --status all --limit 10\n"
         f"  arc-atlas db status\n"
         f'  python -c "from trainers.runtime_dataset import load_runtime_traces, '

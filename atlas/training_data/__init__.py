@@ -31,7 +31,7 @@ from atlas.training_data.converters import (
 )
 from atlas.training_data.export import ExportProgress, ExportSummary, export_jsonl
 from atlas.training_data.filters import SessionFilters
-from atlas.training_data.insights import DayStats, Insights, KeyStats, session_insights
+from atlas.training_data.insights import HourStats, Insights, KeyStats, session_insights
 from atlas.training_data.output import check_compression_level
 from atlas.training_data.review import (
     ReviewResult,
@@ -44,9 +44,9 @@ from atlas.training_data.review_gate import ReviewGate, gate_hint, resolve_revie
 
 __all__ = [
     "CountFilters",
-    "DayStats",
     "ExportProgress",
     "ExportSummary",
+    "HourStats",
     "Insights",
     "KeyStats",
     "PageCursor",

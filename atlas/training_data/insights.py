@@ -2,7 +2,7 @@
 
 :func:`session_insights` answers the questions a reviewer or a trainer asks of
 the sessions matching a filter: how they split by runtime and review status,
-how rewards are distributed per learning key, how the reward moved day by day
+how rewards are distributed per learning key, how the reward moved hour by hour
 (with drift alerts), and per learning key its size, mean reward, trend and
 latest playbook. Everything is aggregated in SQL with ``GROUPING SETS`` over a
 single scan of ``sessions``; no session is loaded into Python.
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -24,7 +24,7 @@ from atlas.storage.schema import reward_score
 from atlas.training_data.filters import SessionFilters, where_clause
 from atlas.training_data.review_gate import ReviewGate
 
-__all__ = ["DayStats", "Insights", "KeyStats", "session_insights"]
+__all__ = ["HourStats", "Insights", "KeyStats", "session_insights"]
 
 # Histogram bins over [0, 1]; scores outside it are counted apart, never folded in.
 DEFAULT_BINS = 20
@@ -32,10 +32,10 @@ _PLAYBOOK_CHARS = 600
 
 
 @dataclass(frozen=True)
-class DayStats:
-    """Sessions created on one UTC day."""
+class HourStats:
+    """Sessions created in one UTC hour (``hour`` is its start, timezone-aware)."""
 
-    day: date
+    hour: datetime
     sessions: int
     mean_reward: float | None
     drift_alerts: int
@@ -69,8 +69,9 @@ class Insights:
     ``by_status`` maps (runtime status, review status) to a count.
     ``histograms`` maps a learning key to ``bins + 2`` counts: below 0, the
     ``bins`` equal bins of [0, 1] (1.0 falls in the last), above 1.
-    ``over_time`` is per UTC day, oldest first; sessions created at
-    ±infinity are in the totals but on no day.
+    ``over_time`` is per UTC hour that has sessions, oldest first (a chart
+    sums hours into days or weeks as its span needs); sessions created at
+    ±infinity are in the totals but in no hour.
     """
 
     total: int
@@ -80,7 +81,7 @@ class Insights:
     bins: int
     by_status: dict[tuple[str, str], int] = field(default_factory=dict)
     histograms: dict[str | None, list[int]] = field(default_factory=dict)
-    over_time: list[DayStats] = field(default_factory=list)
+    over_time: list[HourStats] = field(default_factory=list)
     keys: list[KeyStats] = field(default_factory=list)
 
     def _sum(self, index: int) -> dict[str, int]:
@@ -115,7 +116,7 @@ _DRIFT = (
 _QUERY = (
     "WITH base AS MATERIALIZED ("
     f" SELECT s.status, s.review_status, {_KEY} AS key, {_SCORE} AS score, {_DRIFT} AS drift,"
-    " CASE WHEN isfinite(s.created_at) THEN (s.created_at AT TIME ZONE 'UTC')::date END AS day,"
+    " CASE WHEN isfinite(s.created_at) THEN date_trunc('hour', s.created_at, 'UTC') END AS hour,"
     " s.created_at, CASE WHEN isfinite(s.created_at)"
     " THEN extract(epoch FROM s.created_at)::float / 86400 END AS days"
     " FROM sessions s {where}"
@@ -123,11 +124,11 @@ _QUERY = (
     " SELECT *, CASE WHEN score IS NULL THEN NULL WHEN score = 1 THEN %s"
     " ELSE width_bucket(score, 0, 1, %s) END AS bin FROM base"
     ") SELECT grouping(status, review_status) AS g_status, grouping(key, bin) AS g_bin,"
-    " grouping(day) AS g_day, grouping(key) AS g_key,"
-    " status, review_status, key, bin, day, count(*) AS n, count(score) AS scored,"
+    " grouping(hour) AS g_hour, grouping(key) AS g_key,"
+    " status, review_status, key, bin, hour, count(*) AS n, count(score) AS scored,"
     " avg(score) AS mean, sum(drift::int) AS drift, regr_slope(score, days) AS slope,"
     " max(created_at) AS last_at"
-    " FROM binned GROUP BY GROUPING SETS ((status, review_status), (key, bin), (day), (key), ())"
+    " FROM binned GROUP BY GROUPING SETS ((status, review_status), (key, bin), (hour), (key), ())"
 )
 
 
@@ -155,22 +156,22 @@ def session_insights(
     mean: float | None = None
     by_status: dict[tuple[str, str], int] = {}
     histograms: dict[str | None, list[int]] = {}
-    days: list[DayStats] = []
+    hours: list[HourStats] = []
     keys: list[KeyStats] = []
     with conn.cursor() as cur:
         cur.execute(query, [*params, bins, bins])
         for row in cur.fetchall():
-            g_status, g_bin, g_day, g_key = row[:4]
-            status, review, key, bin_, day, n, n_scored, avg, drifts, slope, last = row[4:]
+            g_status, g_bin, g_hour, g_key = row[:4]
+            status, review, key, bin_, hour, n, n_scored, avg, drifts, slope, last = row[4:]
             n, drifts = int(n), int(drifts or 0)
             if not g_status:
                 by_status[(status, review)] = n
             elif not g_bin:
                 if bin_ is not None:
                     histograms.setdefault(key, [0] * (bins + 2))[int(bin_)] += n
-            elif not g_day:
-                if day is not None:
-                    days.append(DayStats(day, n, _float(avg), drifts))
+            elif not g_hour:
+                if hour is not None:
+                    hours.append(HourStats(hour, n, _float(avg), drifts))
             elif not g_key:
                 keys.append(
                     KeyStats(key, n, int(n_scored), _float(avg), _float(slope), drifts, last)
@@ -178,9 +179,9 @@ def session_insights(
             else:
                 total, scored, mean, drift = n, int(n_scored), _float(avg), drifts
         keys = _with_playbooks(cur, keys)
-    days.sort(key=lambda d: d.day)
+    hours.sort(key=lambda h: h.hour)
     keys.sort(key=lambda k: (-k.sessions, k.learning_key or ""))
-    return Insights(total, scored, mean, drift, bins, by_status, histograms, days, keys)
+    return Insights(total, scored, mean, drift, bins, by_status, histograms, hours, keys)
 
 
 def _float(value: Any) -> float | None:

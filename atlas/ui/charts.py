@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import datetime, timedelta
 from html import escape
 
 from markupsafe import Markup
 
-from atlas.training_data import DayStats
+from atlas.training_data import HourStats
 
 __all__ = ["PlanNode", "bars", "histogram", "plan_graph", "reward_timeline"]
 
@@ -88,29 +88,53 @@ def bars(counts: Mapping[str, int], label: str, width: int = 360) -> Markup:
     return _svg(width, height, body, label)
 
 
-def _periods(days: Sequence[DayStats]) -> tuple[list[DayStats], str]:
-    """Days, or weeks when there are more than 120 days (means weighted by sessions)."""
-    if len(days) <= 120:
-        return list(days), "day"
-    weeks: dict[date, list[DayStats]] = {}
-    for d in days:
-        weeks.setdefault(d.day - timedelta(days=d.day.weekday()), []).append(d)
+@dataclass(frozen=True)
+class Period:
+    """A bar of the timeline: sessions created from ``start`` for one ``unit``."""
+
+    start: datetime
+    sessions: int
+    mean_reward: float | None
+    drift_alerts: int
+
+
+def _bucket(hour: datetime, unit: str) -> datetime:
+    if unit == "hour":
+        return hour
+    day = hour.replace(hour=0)
+    return day if unit == "day" else day - timedelta(days=day.weekday())
+
+
+def _periods(hours: Sequence[HourStats]) -> tuple[list[Period], str]:
+    """Hours summed into hours, days or weeks: the finest unit that keeps bars readable.
+
+    Up to three days of data are shown per hour, up to 120 days per day,
+    longer spans per week; means are weighted by the scored sessions' counts.
+    """
+    if not hours:
+        return [], "day"
+    span = hours[-1].hour - hours[0].hour
+    unit = "hour" if span <= timedelta(days=3) else "day" if span <= timedelta(days=120) else "week"
+    groups: dict[datetime, list[HourStats]] = {}
+    for h in hours:
+        groups.setdefault(_bucket(h.hour, unit), []).append(h)
     out = []
-    for start, group in sorted(weeks.items()):
+    for start, group in sorted(groups.items()):
         scored = [(g.mean_reward, g.sessions) for g in group if g.mean_reward is not None]
         weight = sum(n for _, n in scored)
         mean = sum(m * n for m, n in scored) / weight if weight else None
-        out.append(
-            DayStats(
-                start, sum(g.sessions for g in group), mean, sum(g.drift_alerts for g in group)
-            )
-        )
-    return out, "week"
+        sessions = sum(g.sessions for g in group)
+        out.append(Period(start, sessions, mean, sum(g.drift_alerts for g in group)))
+    return out, unit
 
 
-def reward_timeline(days: Sequence[DayStats], label: str, width: int = 720) -> Markup:
-    """Mean reward per day (or week) as a line over session-count bars; drift alerts in red."""
-    periods, unit = _periods(days)
+def _when(start: datetime, unit: str) -> str:
+    return start.strftime("%Y-%m-%d %H:00" if unit == "hour" else "%Y-%m-%d")
+
+
+def reward_timeline(hours: Sequence[HourStats], label: str, width: int = 720) -> Markup:
+    """Mean reward per hour, day or week as a line over session-count bars; drift in red."""
+    periods, unit = _periods(hours)
     height, top, bottom, left = 200, 12, 24, 34
     if not periods:
         return _svg(width, height, [_text(left, height / 2, "No sessions.", cls="muted")], label)
@@ -128,7 +152,7 @@ def reward_timeline(days: Sequence[DayStats], label: str, width: int = 720) -> M
         h = plot * 0.35 * p.sessions / peak
         body.append(
             f'<rect class="bar faint" x="{x:.1f}" y="{top + plot - h:.1f}" '
-            f'width="{max(slot - 1, 1):.1f}" height="{h:.1f}"><title>{p.day} ({unit}): '
+            f'width="{max(slot - 1, 1):.1f}" height="{h:.1f}"><title>{_when(p.start, unit)}: '
             f"{p.sessions} sessions</title></rect>"
         )
         if p.mean_reward is None:
@@ -138,7 +162,7 @@ def reward_timeline(days: Sequence[DayStats], label: str, width: int = 720) -> M
         points.append(f"{cx:.1f},{y:.1f}")
         cls = "point drift" if p.drift_alerts else "point"
         r = 4 if p.drift_alerts else 2.5
-        tip = f"{p.day} ({unit}): mean reward {p.mean_reward:.3f}, {p.sessions} sessions"
+        tip = f"{_when(p.start, unit)}: mean reward {p.mean_reward:.3f}, {p.sessions} sessions"
         if p.drift_alerts:
             tip += f", {p.drift_alerts} drift alerts"
         body.append(
@@ -147,8 +171,9 @@ def reward_timeline(days: Sequence[DayStats], label: str, width: int = 720) -> M
         )
     if len(points) > 1:
         body.insert(3, f'<polyline class="line" points="{" ".join(points)}"/>')
-    body.append(_text(left, height - 6, str(periods[0].day), cls="muted"))
-    body.append(_text(width, height - 6, str(periods[-1].day), cls="muted", anchor="end"))
+    first, last = _when(periods[0].start, unit), _when(periods[-1].start, unit)
+    body.append(_text(left, height - 6, f"{first} (per {unit})", cls="muted"))
+    body.append(_text(width, height - 6, last, cls="muted", anchor="end"))
     return _svg(width, height, body, label)
 
 

@@ -85,7 +85,7 @@ class UIFilter:
             try:
                 statuses = parse_review_statuses(values["review_status"], "review_status")
             except InvalidFilter as exc:
-                raise _field_error(exc) from None
+                raise InvalidFilter(str(exc), parameter="review_status") from None
         return cls(values, filters, statuses)
 
     @property
@@ -147,7 +147,7 @@ def _id(text: str) -> int:
         return int(text)
     except ValueError:
         raise InvalidFilter(
-            f"session_id must be a whole number, not {text[:40]!r}.", parameter="session_ids"
+            f"session_id must be a whole number, not {text[:40]!r}.", parameter="session_id"
         ) from None
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from markupsafe import Markup
 
-from atlas.runtime.traces import AtlasSessionTrace, AtlasStepTrace
+from atlas.runtime import AtlasSessionTrace, AtlasStepTrace
 from atlas.ui.charts import PlanNode, plan_graph
 
 __all__ = ["EventView", "StepView", "session_context"]

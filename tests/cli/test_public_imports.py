@@ -1,4 +1,7 @@
-"""The CLI is a client of the library: it imports only the packages' public names."""
+"""The CLI and the web UI are clients of the library: they import only the packages' public names.
+
+The UI also runs no SQL of its own: every read and write goes through the library API.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +13,10 @@ from pathlib import Path
 import pytest
 
 import atlas.cli
+import atlas.ui
 
 CLI = Path(atlas.cli.__file__).parent
+UI = Path(atlas.ui.__file__).parent
 # Modules whose __all__ is a public surface. The CLI's own modules may import
 # each other freely; nothing else below atlas or trainers is public.
 PUBLIC_MODULES = frozenset(
@@ -42,8 +47,9 @@ def _imports(path: Path) -> Iterator[tuple[int, str, str | None]]:
                 yield node.lineno, node.module, alias.name
 
 
-def _violation(module: str, name: str | None) -> str | None:
-    if module.split(".")[0] not in OURS or module.startswith("atlas.cli"):
+def _violation(module: str, name: str | None, own: str = "atlas.cli") -> str | None:
+    """Why importing ``name`` from ``module`` breaks the rule for package ``own``, or None."""
+    if module.split(".")[0] not in OURS or module.startswith(own):
         return None
     if module not in PUBLIC_MODULES:
         if name is not None and f"{module}.{name}" in PUBLIC_MODULES:
@@ -62,6 +68,25 @@ def test_the_cli_imports_only_public_names(path):
         f"{path.name}:{line}: {problem}"
         for line, module, name in _imports(path)
         if (problem := _violation(module, name)) is not None
+    ]
+    assert found == []
+
+
+@pytest.mark.parametrize("path", sorted(UI.glob("*.py")), ids=lambda path: path.name)
+def test_the_ui_imports_only_public_names_and_runs_no_sql(path):
+    found = [
+        f"{path.name}:{line}: {problem}"
+        for line, module, name in _imports(path)
+        if (problem := _violation(module, name, own="atlas.ui")) is not None
+        or (problem := "imports the driver" if module.split(".")[0] == "psycopg" else None)
+    ]
+    tree = ast.parse(path.read_text(), str(path))
+    found += [
+        f"{path.name}:{node.lineno}: calls {node.func.attr}()"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in ("execute", "executemany", "copy", "cursor")
     ]
     assert found == []
 

@@ -78,13 +78,14 @@ def test_every_figure_matches_the_rows(seeded: str) -> None:
             expected_hist.setdefault(r["key"], [0] * 12)[_bin(r["score"], 10)] += 1  # type: ignore[arg-type]
     assert got.histograms == expected_hist
     assert sum(map(sum, got.histograms.values())) == got.scored
-    days = Counter(
-        r["created"].astimezone(timezone.utc).date()  # type: ignore[union-attr]
+    hours = Counter(
+        r["created"].astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)  # type: ignore[union-attr]
         for r in rows
         if not isinstance(r["created"], str)
     )
-    assert {d.day: d.sessions for d in got.over_time} == days
-    assert sum(d.sessions for d in got.over_time) == 59  # -infinity is on no day
+    assert {h.hour: h.sessions for h in got.over_time} == hours
+    assert all(h.hour.utcoffset() is not None for h in got.over_time)
+    assert sum(h.sessions for h in got.over_time) == 59  # -infinity is in no hour
     by_key = Counter(r["key"] for r in rows)
     assert {k.learning_key: k.sessions for k in got.keys} == by_key
     with_playbook = [k for k in got.keys if k.student_learning is not None]
