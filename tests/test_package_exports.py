@@ -15,6 +15,7 @@ PACKAGES = [
     "atlas.runtime.adapters",
     "atlas.storage",
     "atlas.training_data",
+    "atlas.ui",
     "trainers.runtime_dataset",
     "trainers.preferences",
 ]

@@ -113,7 +113,7 @@ def _connection_options(parser: argparse.ArgumentParser, *, top_level: bool) -> 
 def build_parser() -> argparse.ArgumentParser:
     """The full ``arc-atlas`` argument parser."""
     from atlas import __version__
-    from atlas.cli import db, export_cmd, review, run_cmd
+    from atlas.cli import db, export_cmd, review, run_cmd, ui_cmd
 
     parser = _Parser(
         prog="arc-atlas",
@@ -129,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     review.register(commands, add_options)
     run_cmd.register(commands, add_options)
     db.register(commands, add_options)
+    ui_cmd.register(commands, add_options)
     return parser
 
 

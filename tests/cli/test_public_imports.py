@@ -29,6 +29,7 @@ PUBLIC_MODULES = frozenset(
         "atlas.runtime.demo",
         "atlas.storage",
         "atlas.training_data",
+        "atlas.ui",
         "trainers",
         "trainers.exports",
     }
