@@ -146,6 +146,7 @@ COMMANDS = [
     pytest.param(["db", "recover", "--older-than", "1h"], id="db-recover"),
     pytest.param(["db", "seed-demo", "--sessions", "1"], id="db-seed-demo"),
     pytest.param(["quickstart", "--tasks", "1"], id="quickstart"),
+    pytest.param(["ui", "--dry-run"], id="ui"),
 ]
 
 

@@ -3,8 +3,8 @@
 The command checks everything it can before it says where to go: the bind
 (a non-loopback ``--host`` needs a token), the port (bound here, so "in use"
 is one line, not a traceback from the server) and the database (opened here,
-so an unreachable one is the usual ``Error:`` line). Ctrl-C stops the server
-and exits 0.
+so an unreachable one is the usual ``Error:`` line); ``--dry-run`` stops
+there. Ctrl-C stops the server and exits 0.
 """
 
 from __future__ import annotations
@@ -50,6 +50,8 @@ def _listen(host: str, port: int) -> socket.socket:
         )[0]
     except socket.gaierror as exc:
         raise UsageError(f"--host {host} cannot be resolved ({exc.strerror}).") from None
+    except UnicodeError:  # a name the IDNA codec refuses: a label over 63 characters, ...
+        raise UsageError(f"--host {host[:80]} is not a valid host name.") from None
     sock = socket.socket(family, kind, proto)
     # As uvicorn does: a restart may reuse a port whose old connections linger in TIME_WAIT.
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -87,6 +89,8 @@ def _ui(args: argparse.Namespace) -> int:
 
     token = args.token if args.token is not None else os.environ.get(TOKEN_VARIABLE)
     token = token or None
+    if not args.host.strip():
+        raise UsageError("--host is empty: give an address such as 127.0.0.1.")
     check_bind(args.host, token)
     settings = UISettings(
         database_url=args.database_url,
@@ -105,6 +109,12 @@ def _ui(args: argparse.Namespace) -> int:
                 app, host=args.host, port=args.port, log_level="warning", lifespan="on"
             )
             print(f"arc-atlas ui: {_url(args.host, args.port, token)}", flush=True)
+            if args.dry_run:
+                print(
+                    f"database {database.settings.display_url}; dry run: all set, not serving.",
+                    file=sys.stderr,
+                )
+                return 0
             print(f"database {database.settings.display_url}; Ctrl-C to stop", file=sys.stderr)
             try:
                 uvicorn.Server(config).run(sockets=[sock])
@@ -152,5 +162,10 @@ def register(
         metavar="TOKEN",
         help=f"require this token on every request (default: {TOKEN_VARIABLE}; prefer the "
         "variable, since other users can see command lines)",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check the host, the port and the database, print the URL, and exit without serving",
     )
     parser.set_defaults(handler=_ui)

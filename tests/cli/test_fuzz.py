@@ -87,6 +87,8 @@ def _base(command: tuple[str, ...]) -> dict[str, str]:
         ("db", "recover"): {"--older-than": "1h", "--dry-run": ""},
         ("db", "seed-demo"): {"--sessions": "1"},
         ("db", "upgrade"): {"--dry-run": ""},
+        # Without --dry-run, a valid value would start a server that never returns.
+        ("ui",): {"--dry-run": ""},
     }.get(command, {})
 
 

@@ -64,6 +64,22 @@ def test_a_non_loopback_host_without_a_token_is_refused(capsys, host: str):
     )
 
 
+def test_an_empty_host_is_refused(capsys):
+    assert main(["ui", "--host", " ", "--token", "t"]) == 2
+    assert _error(capsys) == "Error: --host is empty: give an address such as 127.0.0.1."
+
+
+def test_a_dry_run_checks_everything_prints_the_url_and_serves_nothing(capsys, db_url: str):
+    port = _free_port()
+    url = _with_password(db_url)
+    assert main(["ui", "--dry-run", "--port", str(port), "--database-url", url]) == 0
+    out, err = capsys.readouterr()
+    assert out == f"arc-atlas ui: http://127.0.0.1:{port}/\n"
+    assert err.endswith("dry run: all set, not serving.\n") and SECRET not in err
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", port))  # released again
+
+
 def test_an_empty_token_counts_as_none(capsys, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("ATLAS_UI_TOKEN", "")
     assert main(["ui", "--host", "0.0.0.0"]) == 2
