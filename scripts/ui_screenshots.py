@@ -74,10 +74,12 @@ def _seed(url: str) -> None:
         )
 
 
-def _shoot(page: Page, base: str, path: str, name: str, *, full: bool = False) -> None:
+def _shoot(page: Page, base: str, path: str, name: str, *, height: int = 1000) -> None:
+    """A screenshot of ``path``, ``height`` pixels from the top of the page."""
     page.goto(base + path)
     page.wait_for_load_state("networkidle")
-    page.screenshot(path=str(OUT / f"ui-{name}.png"), full_page=full)
+    clip = {"x": 0, "y": 0, "width": 1440, "height": height}
+    page.screenshot(path=str(OUT / f"ui-{name}.png"), full_page=True, clip=clip)
     print(f"docs/img/ui-{name}.png  <- {path}")
 
 
@@ -110,11 +112,11 @@ def main() -> int:
             _shoot(page, base, "/", "sessions")
             filtered = "/?review_status=pending&min_reward=0.8&learning_key=security-review"
             _shoot(page, base, filtered, "sessions-filtered")
-            _shoot(page, base, "/sessions/600", "session", full=True)
+            _shoot(page, base, "/sessions/600", "session", height=2400)
             _shoot(page, base, "/queue", "queue")
             bulk = "/review/bulk?learning_key=release-notes&min_reward=0.9&to=approved"
             _shoot(page, base, bulk, "bulk-review")
-            _shoot(page, base, "/insights", "insights", full=True)
+            _shoot(page, base, "/insights", "insights", height=2300)
             _shoot(page, base, "/export?min_reward=0.8&review_status=approved", "export")
             browser.close()
         server_.should_exit = True
