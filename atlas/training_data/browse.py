@@ -112,11 +112,7 @@ _SELECT = (
     f"THEN {reward_score('s')} END AS reward, "
     "CASE WHEN jsonb_typeof(s.reward_stats -> 'uncertainty') = 'number' "
     "THEN (s.reward_stats ->> 'uncertainty')::float END AS uncertainty, "
-    "COALESCE(jsonb_typeof(s.metadata) = 'object' AND s.metadata -> 'drift_alert' = 'true', "
-    "false) AS drift_alert, "
-    f"left(s.task, {_TASK_CHARS}) AS task, "
-    "CASE WHEN jsonb_typeof(s.metadata) = 'object' THEN s.metadata ->> 'learning_key' END "
-    "AS learning_key "
+    f"s.drift_alert, left(s.task, {_TASK_CHARS}) AS task, s.learning_key "
     "FROM sessions s {where} ORDER BY s.created_at {order}, s.id {order} LIMIT %s"
 )
 # The step count of the page's rows only, by the step_results primary key.

@@ -238,6 +238,11 @@ class SessionFilters:
         )
 
 
+def _like_escaped(text: str) -> str:
+    """``text`` as a LIKE pattern that matches only itself (backslash is LIKE's escape)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 # The reward expression must match sessions_reward_score_idx exactly for the
 # planner to use the index.
 _SCORE = sql.SQL(reward_score("s"))
@@ -271,8 +276,9 @@ def where_clause(
     if filters.session_ids is not None:
         add("s.id = ANY(%s)", list(filters.session_ids))
     if filters.task_contains is not None:
-        # strpos, not ILIKE: the text is matched as written, % and _ included.
-        add("strpos(lower(s.task), lower(%s)) > 0", filters.task_contains)
+        # LIKE with the text's own % _ and \ escaped (matched as written), on
+        # lower() of both sides: sessions_task_trgm_idx serves it where pg_trgm exists.
+        add("lower(s.task) LIKE lower(%s)", f"%{_like_escaped(filters.task_contains)}%")
     if not parts:
         return sql.SQL(""), params
     return sql.SQL("WHERE ") + sql.SQL(" AND ").join(parts), params

@@ -115,7 +115,10 @@ _DRIFT = (
 )
 _QUERY = (
     "WITH base AS MATERIALIZED ("
-    f" SELECT s.status, s.review_status, {_KEY} AS key, {_SCORE} AS score, {_DRIFT} AS drift,"
+    # learning_key and drift_alert are the columns migration 0005 derives from
+    # metadata: reading metadata itself would decompress it for every session.
+    f" SELECT s.status, s.review_status, s.learning_key AS key, {_SCORE} AS score,"
+    " s.drift_alert AS drift,"
     " CASE WHEN isfinite(s.created_at) THEN date_trunc('hour', s.created_at, 'UTC') END AS hour,"
     " s.created_at, CASE WHEN isfinite(s.created_at)"
     " THEN extract(epoch FROM s.created_at)::float / 86400 END AS days"

@@ -29,6 +29,9 @@ SCHEMA = {
         "review_notes": "text",
         "created_at": "timestamp with time zone",
         "completed_at": "timestamp with time zone",
+        # Derived from metadata by the trigger of 0005.
+        "learning_key": "text",
+        "drift_alert": "boolean",
     },
     "plans": {"session_id": "integer", "plan": "jsonb"},
     "step_results": {

@@ -132,9 +132,14 @@ def ui_url(db_url: str, ui_server: Callable[[UISettings], str]) -> str:
     return ui_server(UISettings(database_url=db_url, reviewer="tester"))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Debian's chromium, headless, shared by the whole run."""
+    """Debian's chromium, headless, shared by a test module.
+
+    Not by the whole run: while Playwright's sync API is started it keeps an
+    event loop running in the main thread, and ``asyncio.run`` in any later
+    test (the runtime's adapters) would fail.
+    """
     if not CHROMIUM.exists():
         reason = f"{CHROMIUM} is missing: install Debian's chromium to run the browser tests"
         if os.environ.get("ATLAS_REQUIRE_BROWSER") == "1":
