@@ -98,6 +98,8 @@ def _seed_if_needed(
         count = conn.execute("SELECT count(*) FROM sessions").fetchone()[0] if has_table else 0  # type: ignore[index]
         if count == sessions:
             console.print(f"reusing {name} ({sessions:,} sessions)")
+            if shape != "atlas-sdk":
+                apply_migrations(conn)  # a data set built by an older arc-atlas: bring it up
             return url
         if shape == "atlas-sdk":
             create_atlas_sdk_schema(conn)  # atlas-sdk's own tables: no migrations, no triggers

@@ -47,7 +47,9 @@ class _Served:
     """One uvicorn server in a thread, on a socket bound here (so the port cannot be taken)."""
 
     def __init__(self, settings: UISettings) -> None:
-        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP, as getaddrinfo gives: Python then sets TCP_NODELAY, and a
+        # keep-alive response does not wait ~40 ms for the delayed ACK.
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self.listener.bind(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         config = uvicorn.Config(
