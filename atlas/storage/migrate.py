@@ -33,7 +33,13 @@ from psycopg import errors as pg_errors
 from psycopg import sql
 
 from atlas.errors import SchemaOutOfDate
-from atlas.storage.normalise import Progress, ProgressCallback, finish_step, normalise_events
+from atlas.storage.normalise import (
+    Progress,
+    ProgressCallback,
+    derive_session_facts,
+    finish_step,
+    normalise_events,
+)
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -60,7 +66,10 @@ DEFAULT_BATCH_SIZE = 5000
 
 DataStep = Callable[..., None]
 # Data steps by migration name (the file name without number and extension).
-_DATA_STEPS: dict[str, DataStep] = {"event_envelope": normalise_events}
+_DATA_STEPS: dict[str, DataStep] = {
+    "event_envelope": normalise_events,
+    "session_facts": derive_session_facts,
+}
 
 _CREATE_TABLE = f"""
 CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (

@@ -20,7 +20,18 @@ from typing import cast
 import psycopg
 from psycopg import sql
 
-__all__ = ["PROGRESS_TABLE", "Progress", "ProgressCallback", "finish_step", "normalise_events"]
+__all__ = [
+    "EVENT_ENVELOPE",
+    "PROGRESS_TABLE",
+    "SESSION_FACTS",
+    "Progress",
+    "ProgressCallback",
+    "Rewrite",
+    "derive_session_facts",
+    "finish_step",
+    "normalise_events",
+    "run_rewrite",
+]
 
 PROGRESS_TABLE = "atlas_schema_progress"
 
@@ -37,14 +48,14 @@ CREATE TABLE IF NOT EXISTS {} (
 """
 ).format(sql.Identifier(PROGRESS_TABLE))
 
-# The rows that exist now are the step's work; later rows are lifted by the
+# The rows that exist now are the step's work; later rows are handled by the
 # trigger the migration installed before this runs (CREATE TRIGGER waited for
 # every open insert, so no row escapes both).
-_START = sql.SQL(
-    "INSERT INTO {} (version, last_id, upper_id, done, total, changed) "
+_START = (
+    "INSERT INTO {progress} (version, last_id, upper_id, done, total, changed) "
     "SELECT %(version)s, COALESCE(min(id) - 1, 0), COALESCE(max(id), 0), 0, count(*), 0 "
-    "FROM trajectory_events ON CONFLICT (version) DO NOTHING"
-).format(sql.Identifier(PROGRESS_TABLE))
+    "FROM {table} ON CONFLICT (version) DO NOTHING"
+)
 
 _CURSOR = sql.SQL(
     "SELECT last_id, upper_id, done, total, changed FROM {} WHERE version = %s"
@@ -53,27 +64,64 @@ _CURSOR = sql.SQL(
 # One statement, hence one transaction: the rows of a batch and the cursor
 # that says they are done commit together, so a crash never loses a batch or
 # does one twice.
-_BATCH = sql.SQL(
-    """
+_BATCH = """
 WITH batch AS (
-    SELECT id FROM trajectory_events
+    SELECT id FROM {table}
     WHERE id > %(after)s AND id <= %(upper)s
     ORDER BY id LIMIT %(size)s
-), lifted AS (
-    UPDATE trajectory_events AS t SET event = atlas_event_envelope(t.event)
-    FROM batch WHERE t.id = batch.id AND atlas_is_nested_event(t.event)
+), rewritten AS (
+    UPDATE {table} AS t SET {assignment}
+    FROM batch WHERE t.id = batch.id AND ({needed})
     RETURNING t.id
 ), cursor AS (
-    UPDATE {table}
+    UPDATE {progress}
     SET last_id = COALESCE((SELECT max(id) FROM batch), last_id),
         done = done + (SELECT count(*) FROM batch),
-        changed = changed + (SELECT count(*) FROM lifted)
+        changed = changed + (SELECT count(*) FROM rewritten)
     WHERE version = %(version)s
     RETURNING last_id, done, changed
 )
 SELECT (SELECT count(*) FROM batch), last_id, done, changed FROM cursor
 """
-).format(table=sql.Identifier(PROGRESS_TABLE))
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    """A data step: which rows of ``table`` need rewriting, and how (SQL written here only)."""
+
+    task: str
+    table: str
+    assignment: str
+    """The SET list, on the row as ``t``."""
+    needed: str
+    """True for a row the step must rewrite, on the row as ``t``."""
+
+    def _sql(self, template: str) -> sql.Composed:
+        return sql.SQL(template).format(
+            progress=sql.Identifier(PROGRESS_TABLE),
+            table=sql.Identifier(self.table),
+            assignment=sql.SQL(self.assignment),
+            needed=sql.SQL(self.needed),
+        )
+
+
+# 0004: nested events into the flat envelope (functions of that migration).
+EVENT_ENVELOPE = Rewrite(
+    "normalising events",
+    "trajectory_events",
+    "event = atlas_event_envelope(t.event)",
+    "atlas_is_nested_event(t.event)",
+)
+# 0005: the derived session columns; setting one fires sessions_facts, which derives both.
+SESSION_FACTS = Rewrite(
+    "deriving session facts",
+    "sessions",
+    "learning_key = NULL",
+    "t.learning_key IS DISTINCT FROM CASE WHEN jsonb_typeof(t.metadata) = 'object' "
+    "THEN t.metadata ->> 'learning_key' END OR t.drift_alert IS DISTINCT FROM "
+    "COALESCE(jsonb_typeof(t.metadata) = 'object' AND t.metadata -> 'drift_alert' = "
+    "'true'::jsonb, false)",
+)
 
 _DELETE = sql.SQL("DELETE FROM {} WHERE version = %s").format(sql.Identifier(PROGRESS_TABLE))
 _DROP_IF_EMPTY = sql.SQL(
@@ -95,34 +143,52 @@ ProgressCallback = Callable[[Progress], None]
 Connection = psycopg.Connection[tuple[object, ...]]
 
 
-def normalise_events(
-    conn: Connection, version: int, *, batch_size: int, progress: ProgressCallback | None
+def run_rewrite(
+    rewrite: Rewrite,
+    conn: Connection,
+    version: int,
+    *,
+    batch_size: int,
+    progress: ProgressCallback | None,
 ) -> None:
-    """Lift every nested trajectory event into the flat envelope, in place, in batches.
+    """Rewrite the rows ``rewrite`` names, in place, in batches.
 
-    Uses ``atlas_event_envelope`` from migration 0004. ``conn`` must be in
-    autocommit mode; each batch of ``batch_size`` rows (keyset on ``id``) is its
-    own transaction. ``progress`` is called once before the first batch and
-    after each one; an exception it raises stops the step, which the next call
-    resumes after the last committed batch.
+    ``conn`` must be in autocommit mode; each batch of ``batch_size`` rows
+    (keyset on ``id``) is its own transaction. ``progress`` is called once
+    before the first batch and after each one; an exception it raises stops
+    the step, which the next call resumes after the last committed batch.
     """
     conn.execute(_CREATE_TABLE)
-    conn.execute(_START, {"version": version})
+    conn.execute(rewrite._sql(_START), {"version": version})
     row = conn.execute(_CURSOR, (version,)).fetchone()
     assert row is not None  # inserted just above, or by the interrupted run
     after, upper, done, total, changed = cast(tuple[int, int, int, int, int], row)
-    task = "normalising events"
     if progress is not None:
-        progress(Progress(task, done, total, changed))
+        progress(Progress(rewrite.task, done, total, changed))
+    batch = rewrite._sql(_BATCH)
     while True:
         params = {"after": after, "upper": upper, "size": batch_size, "version": version}
-        result = conn.execute(_BATCH, params).fetchone()
+        result = conn.execute(batch, params).fetchone()
         assert result is not None
         count, after, done, changed = cast(tuple[int, int, int, int], result)
         if count == 0:
             return
         if progress is not None:
-            progress(Progress(task, done, total, changed))
+            progress(Progress(rewrite.task, done, total, changed))
+
+
+def normalise_events(
+    conn: Connection, version: int, *, batch_size: int, progress: ProgressCallback | None
+) -> None:
+    """Lift every nested trajectory event into the flat envelope (migration 0004's data step)."""
+    run_rewrite(EVENT_ENVELOPE, conn, version, batch_size=batch_size, progress=progress)
+
+
+def derive_session_facts(
+    conn: Connection, version: int, *, batch_size: int, progress: ProgressCallback | None
+) -> None:
+    """Fill ``sessions.learning_key`` and ``drift_alert`` of stored rows (0005's data step)."""
+    run_rewrite(SESSION_FACTS, conn, version, batch_size=batch_size, progress=progress)
 
 
 def finish_step(conn: Connection, version: int) -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from importlib import resources
 from typing import Any
 
 import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
+from atlas.storage.migrate import MIGRATIONS_TABLE, apply_migrations, schema_status
+from atlas.storage.normalise import Progress
 from atlas.training_data import SessionFilters
 from atlas.training_data.filters import where_clause
 
@@ -58,19 +59,34 @@ def test_updates_follow_metadata_and_the_columns_cannot_drift(db_url: str) -> No
         assert conn.execute(FACTS, (sid,)).fetchone() == ("a", True)
 
 
-def test_the_migration_fills_stored_rows_and_runs_twice(db_url: str) -> None:
-    sql_text = resources.files("atlas.storage").joinpath("migrations/0005_session_facts.sql")
+def test_the_upgrade_fills_stored_rows_in_batches_and_resumes(db_url: str) -> None:
     with psycopg.connect(db_url, autocommit=True) as conn:
+        # Rows an older arc-atlas stored: no trigger, the columns at their defaults.
         conn.execute("ALTER TABLE sessions DISABLE TRIGGER sessions_facts")
         old = [
-            _insert(conn, {"learning_key": f"k{i}", "drift_alert": i % 2 == 0}) for i in range(4)
+            _insert(conn, {"learning_key": f"k{i}", "drift_alert": i % 2 == 0}) for i in range(7)
         ]
         assert {conn.execute(FACTS, (i,)).fetchone() for i in old} == {(None, False)}
         conn.execute("ALTER TABLE sessions ENABLE TRIGGER sessions_facts")
-        for _ in range(2):
-            conn.execute(sql_text.read_text(encoding="utf-8").encode())
-            got = [conn.execute(FACTS, (i,)).fetchone() for i in old]
-            assert got == [(f"k{i}", i % 2 == 0) for i in range(4)]
+        conn.execute(f"DELETE FROM {MIGRATIONS_TABLE} WHERE version = 5")
+        seen: list[Progress] = []
+
+        def stop_after_two(p: Progress) -> None:
+            seen.append(p)
+            if len(seen) == 3:
+                raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            apply_migrations(conn, batch_size=2, progress=stop_after_two)
+        assert [m.version for m in schema_status(conn).pending] == [5]
+        assert sum(conn.execute(FACTS, (i,)).fetchone() != (None, False) for i in old) == 4
+        applied = apply_migrations(conn, batch_size=2, progress=seen.append)
+        assert [m.version for m in applied] == [5]
+        assert seen[-1].task == "deriving session facts"
+        assert (seen[-1].done, seen[-1].total, seen[-1].changed) == (7, 7, 7)
+        got = [conn.execute(FACTS, (i,)).fetchone() for i in old]
+        assert got == [(f"k{i}", i % 2 == 0) for i in range(7)]
+        assert apply_migrations(conn) == ()
 
 
 def test_task_search_uses_the_trigram_index_where_pg_trgm_exists(db_url: str) -> None:

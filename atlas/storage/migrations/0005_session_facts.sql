@@ -10,7 +10,10 @@
 --   * A trigger sets them on every insert and every change of metadata (or of
 --     the columns themselves: they are derived and cannot drift from metadata),
 --     so every writer, atlas-sdk's included, keeps them right.
---   * The sessions already stored are filled here, once.
+--   * The sessions already stored are filled by the Python step that follows
+--     this file (atlas/storage/normalise.py, SESSION_FACTS), in batches of
+--     their own transactions: one UPDATE of every session would hold row locks
+--     on all of them, and outlast any statement timeout on a large table.
 --
 -- And an index for the task search of the session list (task_contains), where
 -- the server has pg_trgm (PostgreSQL's contrib; the embedded server may not):
@@ -39,15 +42,6 @@ DROP TRIGGER IF EXISTS sessions_facts ON sessions;
 CREATE TRIGGER sessions_facts
     BEFORE INSERT OR UPDATE OF metadata, learning_key, drift_alert ON sessions
     FOR EACH ROW EXECUTE FUNCTION atlas_session_facts();
-
--- The stored sessions: only rows whose columns disagree with their metadata
--- (none on a re-run). Setting the columns fires the trigger, which derives them.
-UPDATE sessions SET learning_key = NULL
-WHERE learning_key IS DISTINCT FROM
-        CASE WHEN jsonb_typeof(metadata) = 'object' THEN metadata ->> 'learning_key' END
-   OR drift_alert IS DISTINCT FROM
-        COALESCE(jsonb_typeof(metadata) = 'object' AND metadata -> 'drift_alert' = 'true'::jsonb,
-                 false);
 
 DO $$
 DECLARE
