@@ -63,8 +63,7 @@ NO_MATCH = "zyzzyva"
 # newest first, as PostgreSQL alone hands them out.
 _FIRST_PAGE = (
     "SELECT s.id, s.created_at, s.status, s.review_status, s.reward_stats ->> 'score', "
-    "s.reward_stats ->> 'uncertainty', s.metadata -> 'drift_alert', "
-    "s.metadata ->> 'learning_key', left(s.task, 300), "
+    "s.reward_stats ->> 'uncertainty', s.drift_alert, s.learning_key, left(s.task, 300), "
     "(SELECT count(*) FROM step_results r WHERE r.session_id = s.id) "
     "FROM sessions s ORDER BY s.created_at DESC, s.id DESC LIMIT 50"
 )
@@ -74,8 +73,8 @@ _FIRST_PAGE = (
 # without an index cannot avoid.
 _SCAN_REFERENCE = "reference: COPY what insights reads of all sessions (a full scan)"
 _SCAN = (
-    "SELECT s.status, s.review_status, s.metadata ->> 'learning_key', "
-    "s.metadata -> 'drift_alert', s.reward_stats ->> 'score', s.created_at FROM sessions s"
+    "SELECT s.status, s.review_status, s.learning_key, s.drift_alert, "
+    "s.reward_stats ->> 'score', s.created_at FROM sessions s"
 )
 
 
