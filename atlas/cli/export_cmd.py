@@ -103,6 +103,8 @@ PARAMETER_FLAGS: dict[str, str] = {
     "created_after": "--created-after",
     "created_before": "--created-before",
     "task_contains": "--task-contains",
+    "shard": "--shard",
+    "snapshot": "--snapshot",
     "compression_level": "--compression-level",
 }
 # A quoted value (left as it is; an apostrophe inside a word, as in
@@ -115,6 +117,7 @@ _NAMES = re.compile(
 # Flags that only some formats take: dest -> the formats that take it.
 FORMAT_FLAGS: dict[str, tuple[str, ...]] = {
     "events_in_metadata": ("jsonl",),
+    "snapshot": ("jsonl",),
     "compression_level": ("jsonl", "grpo", "dpo"),
     "records": ("parquet",),
     "group_by": ("grpo", "dpo"),
@@ -161,6 +164,7 @@ def _exporter(args: argparse.Namespace) -> tuple[Callable[..., ExportSummary], d
         return export_jsonl, _given(
             compression_level=args.compression_level,
             events_in_metadata=args.events_in_metadata,
+            snapshot=args.snapshot,
         )
     try:
         from trainers import exports
@@ -226,6 +230,7 @@ def _run_export(args: argparse.Namespace) -> int:
         "created_after": args.created_after,
         "created_before": args.created_before,
         "task_contains": args.task_contains,
+        "shard": args.shard,
     }
     on_progress, bar = _progress_printer(args.quiet)
     try:
@@ -350,6 +355,15 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--task-contains", metavar="TEXT", help="the task contains TEXT (ignoring case)"
     )
+    parser.add_argument(
+        "--shard", metavar="I/N",
+        help="only the I-th of N disjoint parts (split by a hash of the session id; 1 <= I <= N)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--snapshot", metavar="ID",
+        help="read in this exported snapshot (SELECT pg_export_snapshot() in a transaction "
+        "kept open), so several exports see the same database; jsonl only",
+    )  # fmt: skip
     parser.add_argument(
         "--compression-level", type=int, metavar="N",
         help="gzip/xz/zstd level: 0-9/0-9/1-22 (default 6/3/3); only for a .gz, .xz or .zst "

@@ -41,6 +41,7 @@ from atlas.training_data.review import (
     review_sessions,
 )
 from atlas.training_data.review_gate import ReviewGate, gate_hint, resolve_review_gate
+from atlas.training_data.snapshot import exported_snapshot
 
 __all__ = [
     "CountFilters",
@@ -67,6 +68,7 @@ __all__ = [
     "count_training_sessions",
     "count_training_sessions_async",
     "export_jsonl",
+    "exported_snapshot",
     "gate_hint",
     "get_session_by_id",
     "get_session_by_id_async",

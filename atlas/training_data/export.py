@@ -35,6 +35,7 @@ from atlas.training_data.output import SafeOutput
 from atlas.training_data.plan import Cursor, ids_plan, rows_plan
 from atlas.training_data.query import TrainingFilters, TrainingQuery
 from atlas.training_data.review_gate import ReviewGate
+from atlas.training_data.snapshot import check_snapshot_id, import_snapshot
 from atlas.training_data.targets import ConfigArg, Spawn, SyncTarget, connections, reader_config
 
 __all__ = ["ExportProgress", "ExportSummary", "export_jsonl"]
@@ -163,16 +164,18 @@ class _PageFetcher:
         options: LoadOptions,
         size: int,
         workers: int,
+        snapshot: str | None = None,
     ):
         self._conn, self._query, self._options, self._size = conn, query, options, size
         self._conns: list[psycopg.Connection[Any]] = [conn]
         self._exits = contextlib.ExitStack()
         self._pending: deque[Future[Any]] = deque()
         self._finished = False
-        snapshot = None
-        if spawn is not None and workers > 1:
+        if snapshot is None and spawn is not None and workers > 1:
             row = conn.execute("SELECT pg_export_snapshot()").fetchone()
             snapshot = row[0] if row else None
+        if spawn is None or workers <= 1:
+            snapshot = None
         if snapshot is not None:
             assert spawn is not None
             try:
@@ -280,6 +283,7 @@ def export_jsonl(
     on_progress: Callable[[ExportProgress], None] | None = None,
     workers: int = 2,
     events_in_metadata: bool = False,
+    snapshot: str | None = None,
     **filters: Unpack[TrainingFilters],
 ) -> ExportSummary:
     """Write every matching session to ``output`` (``-`` = stdout) as JSONL.
@@ -290,10 +294,15 @@ def export_jsonl(
     ``workers`` connections read pages in parallel (all in the same snapshot).
     ``events_in_metadata`` also writes each session's events into
     ``session_metadata["trajectory_events"]``, as atlas-sdk's exporter did.
+    ``snapshot`` reads in a snapshot another transaction exported
+    (:func:`~atlas.training_data.exported_snapshot`), so that several exports,
+    the shards of one selection say, see the same database.
     Raises :class:`~atlas.training_data.output.OutputError` before touching the
     database when ``output`` cannot be written.
     """
     whole_number(batch_size, "batch_size", minimum=1)
+    if snapshot is not None:
+        check_snapshot_id(snapshot)
     cfg = reader_config(config)
     query = TrainingQuery.build(config=cfg, **filters)
     options = replace(query.options, raw_events=True, events_in_metadata=events_in_metadata)
@@ -307,8 +316,10 @@ def export_jsonl(
             conn.transaction(),
         ):
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            if snapshot is not None:
+                import_snapshot(conn, snapshot)
             readers = min(workers, room)
-            pages = _PageFetcher(conn, spawn, query, options, batch_size, readers)
+            pages = _PageFetcher(conn, spawn, query, options, batch_size, readers, snapshot)
             writer = _Writer(sink)
             try:
                 for rows in pages:

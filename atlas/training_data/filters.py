@@ -108,6 +108,37 @@ def _task_text(value: Any) -> str | None:
     return text if text.strip() else None
 
 
+# The most parts a selection may be split into: far beyond any cluster's readers.
+MAX_SHARDS = 65536
+
+
+def _shard(value: Any) -> tuple[int, int] | None:
+    """``"I/N"`` or ``(I, N)`` as (I, N) with 1 <= I <= N <= :data:`MAX_SHARDS`."""
+    if value is None:
+        return None
+    parts: Any = value
+    if isinstance(value, str):
+        parts = value.strip().split("/")
+    elif isinstance(value, (bytes, bytearray, Mapping)) or not isinstance(value, Iterable):
+        parts = None
+    try:
+        index, count = (
+            whole_number(p if not isinstance(p, str) else int(p.strip()), "shard", minimum=1)
+            for p in parts
+        )
+    except (TypeError, ValueError):
+        raise InvalidFilter(
+            f"shard must be I/N such as 1/4 (the first of four parts), not {_shown(value)}.",
+            parameter="shard",
+        ) from None
+    if not index <= count <= MAX_SHARDS:
+        raise InvalidFilter(
+            f"shard {index}/{count}: I must be from 1 to N, and N at most {MAX_SHARDS}.",
+            parameter="shard",
+        )
+    return index, count
+
+
 def _session_statuses(values: tuple[Any, ...] | None) -> tuple[str, ...] | None:
     """Runtime statuses trimmed and case-folded (``SUCCEEDED`` is ``succeeded``), as atlas-sdk."""
     if values is None:
@@ -187,6 +218,7 @@ class SessionFilters:
     created_before: datetime | None = None
     session_ids: tuple[int, ...] | None = None
     task_contains: str | None = None
+    shard: tuple[int, int] | None = None
 
     @classmethod
     def build(
@@ -200,13 +232,15 @@ class SessionFilters:
         created_before: Any = None,
         session_ids: int | Sequence[int] | None = None,
         task_contains: str | None = None,
+        shard: str | Sequence[int] | None = None,
     ) -> SessionFilters:
         """Validate user-facing filter arguments, the only place they are checked.
 
         Rewards are finite numbers (or numeric text); learning keys are text
         without NUL; statuses are trimmed and case-folded; session ids are
         real integers in 1..2**31-1 (``sessions.id`` is SERIAL); ``task_contains``
-        is one text, matched case-insensitively anywhere in the task. Raises
+        is one text, matched case-insensitively anywhere in the task; ``shard``
+        is ``"I/N"`` or ``(I, N)``, the I-th of N parts (1 <= I <= N). Raises
         :class:`InvalidFilter` whose ``parameter`` names the argument at fault.
         """
         low, high = _reward(min_reward, "min_reward"), _reward(max_reward, "max_reward")
@@ -229,6 +263,7 @@ class SessionFilters:
         return cls(
             min_reward=low,
             task_contains=_task_text(task_contains),
+            shard=_shard(shard),
             max_reward=high,
             learning_keys=_texts(learning_key, "learning_key"),
             statuses=statuses,
@@ -279,6 +314,12 @@ def where_clause(
         # LIKE with the text's own % _ and \ escaped (matched as written), on
         # lower() of both sides: sessions_task_trgm_idx serves it where pg_trgm exists.
         add("lower(s.task) LIKE lower(%s)", f"%{_like_escaped(filters.task_contains)}%")
+    if filters.shard is not None:
+        # hashint4 is PostgreSQL's own hash of an int4 (that of hash indexes and
+        # hash partitions): stable, and spread evenly whatever the ids.
+        index, count = filters.shard
+        parts.append(sql.SQL("mod(hashint4(s.id)::bigint + 2147483648, %s) = %s"))
+        params.extend([count, index - 1])
     if not parts:
         return sql.SQL(""), params
     return sql.SQL("WHERE ") + sql.SQL(" AND ").join(parts), params

@@ -39,7 +39,9 @@ class CountFilters(TypedDict, total=False):
     Rewards are numbers or numeric text; statuses are case-insensitive; dates
     are datetimes, dates or ISO 8601 text (naive means UTC); ``created_after``
     is inclusive and ``created_before`` exclusive; ``task_contains`` keeps
-    sessions whose task contains the text, ignoring case.
+    sessions whose task contains the text, ignoring case; ``shard`` (``"I/N"``
+    or ``(I, N)``) keeps the I-th of N disjoint parts, split by a hash of the
+    session id: the N parts together are the whole selection.
     """
 
     min_reward: float | str | None
@@ -52,6 +54,7 @@ class CountFilters(TypedDict, total=False):
     created_before: datetime | str | None
     session_ids: int | Sequence[int] | None
     task_contains: str | None
+    shard: str | tuple[int, int] | None
     include_trajectory_events: bool
     include_learning_data: bool
     trajectory_event_limit: int | None
@@ -152,6 +155,7 @@ class TrainingQuery:
             created_before=given.get("created_before"),
             session_ids=given.get("session_ids"),
             task_contains=given.get("task_contains"),
+            shard=given.get("shard"),
         )
         return cls(
             filters=session_filters,
