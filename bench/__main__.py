@@ -310,7 +310,10 @@ def main() -> None:
             server, args.sessions, args.seed, args.rebuild, console
         )
     wanted = [c for c in CASES if not args.case or any(w in c for w in args.case)]
-    names = list(dict.fromkeys(n for c in wanted for n in (CASES[c].reference, c)))
+    # A case, its reference and the reference's own (the redact case's is the export case).
+    names = list(dict.fromkeys(
+        n for c in wanted for n in (CASES[CASES[c].reference].reference, CASES[c].reference, c)
+    ))  # fmt: skip
     if "arc-atlas" in datasets and any(name.startswith("trainers:") for name in names):
         datasets["arc-atlas"] = with_export(datasets["arc-atlas"], console)
     results = _measure(names, datasets, args.repeat)

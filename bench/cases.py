@@ -155,6 +155,22 @@ def _export(dataset: Dataset) -> Measurement:
         return Measurement(summary.seconds, summary.sessions, summary.bytes_written)
 
 
+def _export_redacted(dataset: Dataset) -> Measurement:
+    """The export case with the built-in redaction rules (issue 12: at most 1.25x its time)."""
+    import os
+    import tempfile
+
+    from atlas.training_data.export import export_jsonl
+    from atlas.training_data.redact import Redactor
+
+    with tempfile.TemporaryDirectory() as folder:
+        target = os.path.join(folder, "export.jsonl")
+        summary = export_jsonl(
+            target, dataset.url, include_all_review_statuses=True, redact=Redactor.builtin()
+        )
+        return Measurement(summary.seconds, summary.sessions, summary.bytes_written)
+
+
 def _stream_rl_records(dataset: Dataset) -> Measurement:
     import os
 
@@ -281,6 +297,9 @@ CASES: dict[str, Case] = {
     ),
     "paginate_sessions(batch_size=100), whole table": Case(_paginate_all, REFERENCE),
     "export: arc-atlas JSONL, whole table, all statuses": Case(_export, REFERENCE),
+    "  ... redact: the same with --redact (ratio: plain time / redacted time)": Case(
+        _export_redacted, "export: arc-atlas JSONL, whole table, all statuses"
+    ),
     "trainers: stream the export into RL records": Case(
         _stream_rl_records, REFERENCE, ("arc-atlas",)
     ),

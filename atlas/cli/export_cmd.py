@@ -14,6 +14,7 @@ from atlas.errors import InvalidFilter, MissingExtra, UsageError
 from atlas.training_data import (
     ExportProgress,
     ExportSummary,
+    Redactor,
     check_compression_level,
     count_hidden_by_review_status,
     export_jsonl,
@@ -118,6 +119,8 @@ _NAMES = re.compile(
 FORMAT_FLAGS: dict[str, tuple[str, ...]] = {
     "events_in_metadata": ("jsonl",),
     "snapshot": ("jsonl",),
+    "redact": ("jsonl",),
+    "redact_config": ("jsonl",),
     "compression_level": ("jsonl", "grpo", "dpo"),
     "records": ("parquet",),
     "group_by": ("grpo", "dpo"),
@@ -165,6 +168,7 @@ def _exporter(args: argparse.Namespace) -> tuple[Callable[..., ExportSummary], d
             compression_level=args.compression_level,
             events_in_metadata=args.events_in_metadata,
             snapshot=args.snapshot,
+            redact=_redactor(args),
         )
     try:
         from trainers import exports
@@ -188,6 +192,27 @@ def _exporter(args: argparse.Namespace) -> tuple[Callable[..., ExportSummary], d
         min_margin=args.min_margin,
         compression_level=args.compression_level,
     )
+
+
+def _redactor(args: argparse.Namespace) -> Redactor | None:
+    """The ``--redact`` / ``--redact-config FILE`` redactor (a bad file: ConfigError, rc 2)."""
+    if args.redact_config is not None:
+        return Redactor.from_config(args.redact_config)
+    return Redactor.builtin() if args.redact else None
+
+
+def _redaction_lines(report: dict[str, dict[str, int]], quiet: bool) -> list[str]:
+    """The summary's redaction lines: the total, then (unless quiet) one line per rule."""
+    per_rule = {rule: sum(paths.values()) for rule, paths in report.items()}
+    lines = [f"Redacted {sum(per_rule.values()):,} value(s)."]
+    if not quiet:
+        for rule, count in sorted(per_rule.items(), key=lambda item: (-item[1], item[0])):
+            fields = ", ".join(
+                f"{path or '(record)'} {n:,}"
+                for path, n in sorted(report[rule].items(), key=lambda item: -item[1])
+            )
+            lines.append(f"  {rule}: {count:,} ({fields})")
+    return lines
 
 
 def reader_config(path: str | None) -> AtlasConfig | None:
@@ -283,6 +308,10 @@ def _run_export(args: argparse.Namespace) -> int:
             f"({rate:,.0f} sessions/s).",
             file=sys.stderr,
         )
+    redaction = getattr(summary, "redaction", None)
+    if redaction is not None:
+        for line in _redaction_lines(redaction, args.quiet):
+            print(line, file=sys.stderr)
     return 0
 
 
@@ -363,6 +392,16 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
         "--snapshot", metavar="ID",
         help="read in this exported snapshot (SELECT pg_export_snapshot() in a transaction "
         "kept open), so several exports see the same database; jsonl only",
+    )  # fmt: skip
+    parser.add_argument(
+        "--redact", action="store_true", default=None,
+        help="replace secrets and personal data (keys, tokens, passwords in URLs, emails, "
+        "phone, card numbers, IP addresses) with consistent placeholders; jsonl only",
+    )  # fmt: skip
+    parser.add_argument(
+        "--redact-config", metavar="FILE",
+        help="YAML file adding redaction rules or disabling built-in ones (implies --redact; "
+        "see docs/redaction.md); jsonl only",
     )  # fmt: skip
     parser.add_argument(
         "--compression-level", type=int, metavar="N",

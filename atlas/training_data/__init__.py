@@ -33,6 +33,7 @@ from atlas.training_data.export import ExportProgress, ExportSummary, export_jso
 from atlas.training_data.filters import SessionFilters
 from atlas.training_data.insights import HourStats, Insights, KeyStats, session_insights
 from atlas.training_data.output import check_compression_level
+from atlas.training_data.redact import RedactionRule, Redactor
 from atlas.training_data.review import (
     ReviewResult,
     ReviewRow,
@@ -51,6 +52,8 @@ __all__ = [
     "Insights",
     "KeyStats",
     "PageCursor",
+    "RedactionRule",
+    "Redactor",
     "ReviewGate",
     "ReviewResult",
     "ReviewRow",

@@ -17,7 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from queue import SimpleQueue
 from typing import Any
@@ -34,6 +34,7 @@ from atlas.training_data.flows import hidden_by_gate
 from atlas.training_data.output import SafeOutput
 from atlas.training_data.plan import Cursor, ids_plan, rows_plan
 from atlas.training_data.query import TrainingFilters, TrainingQuery
+from atlas.training_data.redact import Redactor
 from atlas.training_data.review_gate import ReviewGate
 from atlas.training_data.snapshot import check_snapshot_id, import_snapshot
 from atlas.training_data.targets import ConfigArg, Spawn, SyncTarget, connections, reader_config
@@ -65,6 +66,9 @@ class ExportSummary:
     gate: ReviewGate
     hidden_by_gate: int
     damaged_sessions: int
+    # With ``redact``: rule name -> field path -> values replaced (Redactor.report).
+    # Keyword-only, so subclasses may still add fields without defaults.
+    redaction: dict[str, dict[str, int]] | None = field(default=None, kw_only=True)
 
 
 class _Writer:
@@ -284,6 +288,7 @@ def export_jsonl(
     workers: int = 2,
     events_in_metadata: bool = False,
     snapshot: str | None = None,
+    redact: Redactor | None = None,
     **filters: Unpack[TrainingFilters],
 ) -> ExportSummary:
     """Write every matching session to ``output`` (``-`` = stdout) as JSONL.
@@ -297,6 +302,9 @@ def export_jsonl(
     ``snapshot`` reads in a snapshot another transaction exported
     (:func:`~atlas.training_data.exported_snapshot`), so that several exports,
     the shards of one selection say, see the same database.
+    ``redact`` rewrites each record before it is written (secrets, personal
+    data: :class:`~atlas.training_data.redact.Redactor`); the summary's
+    ``redaction`` is its report.
     Raises :class:`~atlas.training_data.output.OutputError` before touching the
     database when ``output`` cannot be written.
     """
@@ -305,7 +313,10 @@ def export_jsonl(
         check_snapshot_id(snapshot)
     cfg = reader_config(config)
     query = TrainingQuery.build(config=cfg, **filters)
-    options = replace(query.options, raw_events=True, events_in_metadata=events_in_metadata)
+    # Redaction reads the events, so they cannot pass through as JSON text.
+    options = replace(
+        query.options, raw_events=redact is None, events_in_metadata=events_in_metadata
+    )
     started = time.perf_counter()
     sink = SafeOutput(output, compression_level=compression_level)
     sessions = steps = events = damaged = hidden = 0
@@ -324,6 +335,8 @@ def export_jsonl(
             try:
                 for rows in pages:
                     records = assemble_records(rows, options)
+                    if redact is not None:
+                        records = [redact.redact_record(record) for record in records]
                     writer.write([encode_line(record) for record in records])
                     for record in records:
                         steps += len(record["steps"])
@@ -362,4 +375,5 @@ def export_jsonl(
         gate=query.gate,
         hidden_by_gate=hidden,
         damaged_sessions=damaged,
+        redaction=redact.report if redact is not None else None,
     )
