@@ -31,6 +31,7 @@ from atlas.training_data.converters import (
 )
 from atlas.training_data.export import ExportProgress, ExportSummary, export_jsonl
 from atlas.training_data.filters import SessionFilters
+from atlas.training_data.incremental import iter_new_sessions
 from atlas.training_data.insights import HourStats, Insights, KeyStats, session_insights
 from atlas.training_data.output import check_compression_level
 from atlas.training_data.redact import RedactionRule, Redactor
@@ -77,6 +78,7 @@ __all__ = [
     "get_session_by_id_async",
     "get_training_sessions",
     "get_training_sessions_async",
+    "iter_new_sessions",
     "list_sessions_for_review",
     "paginate_sessions",
     "paginate_sessions_sync",

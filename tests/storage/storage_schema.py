@@ -32,6 +32,8 @@ SCHEMA = {
         # Derived from metadata by the trigger of 0005.
         "learning_key": "text",
         "drift_alert": "boolean",
+        # The transaction of the last change (0006): the incremental export's watermark.
+        "changed_xid": "xid8",
     },
     "plans": {"session_id": "integer", "plan": "jsonb"},
     "step_results": {
@@ -88,6 +90,7 @@ INDEXES = {
     "sessions_status_idx": "btree (status, created_at DESC, id DESC)",
     "sessions_review_status_idx": "btree (review_status, created_at DESC, id DESC)",
     "trajectory_events_session_idx": "btree (session_id, id)",
+    "sessions_changed_xid_idx": "btree (changed_xid)",
 }
 
 

@@ -51,7 +51,7 @@ def test_every_child_table_is_keyed_by_session(conn: psycopg.Connection[Any]) ->
 def test_first_apply_returns_every_migration(conn: psycopg.Connection[Any]) -> None:
     applied = apply_migrations(conn)
     assert applied == available_migrations()
-    assert [m.version for m in applied] == [1, 2, 3, 4, 5]
+    assert [m.version for m in applied] == [1, 2, 3, 4, 5, 6]
 
 
 def test_second_apply_is_a_no_op(conn: psycopg.Connection[Any]) -> None:

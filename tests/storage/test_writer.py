@@ -279,7 +279,9 @@ def test_record_reward_none_leaves_columns_unchanged(
     before = session(db, sid)
     writer.record_reward(sid, teacher_learning="t")
     after = session(db, sid)
-    assert after == before | {"teacher_learning": "t"}
+    # changed_xid is the change's own mark (0006): it moves on every update.
+    assert after["changed_xid"] != before["changed_xid"]
+    assert after == before | {"teacher_learning": "t", "changed_xid": after["changed_xid"]}
 
 
 @pytest.mark.parametrize(

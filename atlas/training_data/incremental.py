@@ -1,0 +1,341 @@
+"""Incremental exports: each run takes exactly the sessions that became eligible since the last.
+
+The watermark is a PostgreSQL snapshot, not a time. Every change to a session
+stamps ``sessions.changed_xid`` with the id of the transaction that made it
+(migration 0006). A run reads in one snapshot and records it in the state
+file; the next run's candidates are the sessions whose last change that
+snapshot could not see::
+
+    changed_xid >= pg_snapshot_xmin(previous)            -- served by sessions_changed_xid_idx
+    AND NOT pg_visible_in_snapshot(changed_xid, previous)
+
+That holds under concurrent writes and reviews: a transaction still running
+when the previous run read is invisible to its snapshot, so its sessions are
+candidates next time however late it commits; nothing committed before is.
+Candidates must still pass the filters and the review gate now, and sessions
+already exported (their ids are kept in the state, as ranges) are never
+exported again. The cost is proportional to what changed since the last run.
+
+The state file is JSON, replaced atomically (a temporary file, fsync, rename)
+and only once the output is complete: an interrupted run changes nothing, and
+the next run exports what it would have.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psycopg
+from typing_extensions import Unpack
+
+from atlas.errors import ConfigError, InvalidFilter
+from atlas.runtime.traces import AtlasSessionTrace
+from atlas.training_data.filters import whole_number
+from atlas.training_data.flows import pager_flow, run_flow
+from atlas.training_data.query import TrainingFilters, TrainingQuery
+from atlas.training_data.targets import ConfigArg, SyncTarget, connection, reader_config
+
+__all__ = [
+    "STATE_VERSION",
+    "ExportState",
+    "IdRanges",
+    "IncrementalRun",
+    "candidate_ids",
+    "iter_new_sessions",
+    "read_snapshot",
+    "start_run",
+]
+
+STATE_VERSION = 1
+
+
+class IdRanges:
+    """Session ids as sorted, merged ``[first, last]`` ranges (compact for SERIAL ids)."""
+
+    def __init__(self, ranges: Iterable[Iterable[int]] = ()) -> None:
+        self._ranges: list[list[int]] = []
+        for pair in ranges:
+            first, last = pair
+            self.add_range(int(first), int(last))
+
+    def add_range(self, first: int, last: int) -> None:
+        merged: list[list[int]] = []
+        placed = False
+        for lo, hi in self._ranges:
+            if hi + 1 < first:
+                merged.append([lo, hi])
+            elif last + 1 < lo:
+                if not placed:
+                    merged.append([first, last])
+                    placed = True
+                merged.append([lo, hi])
+            else:
+                first, last = min(first, lo), max(last, hi)
+        if not placed:
+            merged.append([first, last])
+        merged.sort()
+        self._ranges = merged
+
+    def update(self, ids: Iterable[int]) -> None:
+        ordered = sorted(set(ids))
+        start = prev = None
+        for i in ordered:
+            if start is None:
+                start = prev = i
+            elif prev is not None and i == prev + 1:
+                prev = i
+            else:
+                assert prev is not None
+                self.add_range(start, prev)
+                start = prev = i
+        if start is not None and prev is not None:
+            self.add_range(start, prev)
+
+    def __contains__(self, value: object) -> bool:
+        if not isinstance(value, int):
+            return False
+        lo, hi = 0, len(self._ranges)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            first, last = self._ranges[mid]
+            if value < first:
+                hi = mid
+            elif value > last:
+                lo = mid + 1
+            else:
+                return True
+        return False
+
+    def __len__(self) -> int:
+        return sum(last - first + 1 for first, last in self._ranges)
+
+    def to_json(self) -> list[list[int]]:
+        return [list(r) for r in self._ranges]
+
+
+@dataclass
+class ExportState:
+    """What an incremental export remembers between runs.
+
+    ``snapshot`` is the ``pg_snapshot`` the last run read in (None before the
+    first run); ``exported`` the ids written so far; ``selection`` a digest
+    of the filters, so a state is never reused for another selection.
+    """
+
+    path: Path
+    database: str
+    selection: str
+    snapshot: str | None = None
+    exported: IdRanges = field(default_factory=IdRanges)
+    runs: int = 0
+    updated_at: str | None = None
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, database: str, selection: str) -> ExportState:
+        """The state in ``path``, or a fresh one when the file does not exist.
+
+        Raises :class:`ConfigError` for a file that is not a state, or one
+        written for another database or another selection.
+        """
+        target = Path(path)
+        if not target.exists():
+            return cls(target, database, selection)
+        try:
+            data = orjson.loads(target.read_bytes())
+            if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
+                raise ValueError("not an arc-atlas export state")
+            state = cls(
+                target,
+                str(data["database"]),
+                str(data["selection"]),
+                data.get("snapshot"),
+                IdRanges(data.get("exported") or []),
+                int(data.get("runs") or 0),
+                data.get("updated_at"),
+            )
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(
+                f"State file {target} cannot be read ({exc}): pass another --state, or remove "
+                "it to export everything again."
+            ) from None
+        if state.database != database:
+            raise ConfigError(
+                f"State file {target} belongs to another database: pass a --state file of "
+                "its own for each database."
+            )
+        if state.selection != selection:
+            raise ConfigError(
+                f"State file {target} was written for other filters: pass the same filters as "
+                "its first run, or a new --state file."
+            )
+        return state
+
+    def advance(self, snapshot: str, ids: Iterable[int]) -> None:
+        """Record a completed run: the snapshot it read in and the ids it wrote."""
+        self.snapshot = snapshot
+        self.exported.update(ids)
+        self.runs += 1
+        self.updated_at = datetime.now(timezone.utc).isoformat()
+
+    def save(self) -> None:
+        """Replace the file atomically: a temporary file beside it, fsync, rename."""
+        payload = {
+            "version": STATE_VERSION,
+            "database": self.database,
+            "selection": self.selection,
+            "snapshot": self.snapshot,
+            "runs": self.runs,
+            "updated_at": self.updated_at,
+            "exported_count": len(self.exported),
+            "exported": self.exported.to_json(),
+        }
+        folder = self.path.parent
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, temp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".partial", dir=folder)
+        try:
+            with os.fdopen(handle, "wb") as out:
+                out.write(orjson.dumps(payload, option=orjson.OPT_INDENT_2))
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temp, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            raise
+
+
+def selection_digest(filters: dict[str, Any]) -> str:
+    """A stable digest of the filters that define an incremental selection."""
+    given = {k: v for k, v in sorted(filters.items()) if v not in (None, False)}
+    return hashlib.sha256(orjson.dumps(given, default=str, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def database_identity(conn: psycopg.Connection[Any]) -> str:
+    """This database, however it is reached: its name and oid (readable by every role)."""
+    row = conn.execute(
+        "SELECT current_database() || '/' || oid::text FROM pg_database "
+        "WHERE datname = current_database()"
+    ).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def read_snapshot(conn: psycopg.Connection[Any]) -> str:
+    """The snapshot ``conn``'s REPEATABLE READ transaction reads in, as ``pg_snapshot`` text."""
+    row = conn.execute("SELECT pg_current_snapshot()::text").fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def candidate_ids(conn: psycopg.Connection[Any], previous: str) -> Iterator[int]:
+    """Ids of sessions whose last change the snapshot ``previous`` could not see."""
+    try:
+        cursor = conn.execute(
+            "SELECT id FROM sessions WHERE changed_xid >= pg_snapshot_xmin(%s::pg_snapshot) "
+            "AND NOT pg_visible_in_snapshot(changed_xid, %s::pg_snapshot) ORDER BY id",
+            (previous, previous),
+        )
+    except psycopg.errors.InvalidTextRepresentation:
+        raise InvalidFilter(
+            f"The state's snapshot {previous[:40]!r} is not a PostgreSQL snapshot.",
+            parameter="state",
+        ) from None
+    for (sid,) in cursor:
+        yield int(sid)
+
+
+@dataclass
+class IncrementalRun:
+    """One run of an incremental export, inside the reading transaction.
+
+    ``session_ids`` is None on the first run (everything that matches), else
+    the sessions new since the last run (possibly none). :meth:`finish`
+    records the ids written and saves the state: call it only once the
+    output is complete.
+    """
+
+    state: ExportState
+    snapshot: str
+    session_ids: list[int] | None
+
+    def finish(self, written: Iterable[int]) -> None:
+        self.state.advance(self.snapshot, written)
+        self.state.save()
+
+
+def start_run(
+    conn: psycopg.Connection[Any], path: str | os.PathLike[str], filters: dict[str, Any]
+) -> IncrementalRun:
+    """Load the state at ``path`` and list this run's sessions, in ``conn``'s snapshot.
+
+    ``conn`` is in the REPEATABLE READ transaction the run reads in. The
+    window filters (``limit``, ``offset``) are refused: a run must take every
+    new session, or the next would skip the rest.
+    """
+    for name in ("limit", "offset"):
+        if filters.get(name) not in (None, 0):
+            raise InvalidFilter(
+                f"{name} cannot be combined with an incremental export (state): each run "
+                "takes every session that became eligible.",
+                parameter=name,
+            )
+    state = ExportState.load(
+        path, database=database_identity(conn), selection=selection_digest(filters)
+    )
+    snapshot = read_snapshot(conn)
+    if state.snapshot is None:
+        return IncrementalRun(state, snapshot, None)
+    ids = [i for i in candidate_ids(conn, state.snapshot) if i not in state.exported]
+    wanted = filters.get("session_ids")
+    if wanted is not None:
+        given = {wanted} if isinstance(wanted, int) else set(wanted)
+        ids = [i for i in ids if i in given]
+    return IncrementalRun(state, snapshot, ids)
+
+
+def iter_new_sessions(
+    db_url: SyncTarget = None,
+    *,
+    state: str | os.PathLike[str],
+    config: ConfigArg = None,
+    batch_size: int = 100,
+    **filters: Unpack[TrainingFilters],
+) -> Iterator[AtlasSessionTrace]:
+    """The sessions that became eligible since the last run with this ``state`` file.
+
+    The first run yields every session matching ``filters`` (and the review
+    gate); each later run only those that finished, were approved or
+    otherwise changed into the selection since, and never one yielded
+    before. All are read in one snapshot. The state file is saved when the
+    iteration is complete; stopping early leaves it unchanged, so the next
+    run yields the same sessions again.
+    """
+    cfg = reader_config(config)
+    TrainingQuery.build(config=cfg, **filters)  # every filter checked before connecting
+    size = whole_number(batch_size, "batch_size", minimum=1)
+    with connection(db_url, cfg) as conn, conn.transaction():
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        run = start_run(conn, state, dict(filters))
+        selection = dict(filters)
+        if run.session_ids is not None:
+            if not run.session_ids:
+                run.finish([])
+                return
+            selection["session_ids"] = run.session_ids
+        query = TrainingQuery.build(config=cfg, **selection)  # type: ignore[arg-type]
+        written: list[int] = []
+        for page in run_flow(conn, pager_flow(query, size)):
+            for trace in page:
+                yield trace
+                if trace.session_id is not None:
+                    written.append(trace.session_id)
+        run.finish(written)
