@@ -106,6 +106,7 @@ PARAMETER_FLAGS: dict[str, str] = {
     "task_contains": "--task-contains",
     "shard": "--shard",
     "snapshot": "--snapshot",
+    "state": "--state",
     "compression_level": "--compression-level",
 }
 # A quoted value (left as it is; an apostrophe inside a word, as in
@@ -120,6 +121,7 @@ FORMAT_FLAGS: dict[str, tuple[str, ...]] = {
     "events_in_metadata": ("jsonl",),
     "snapshot": ("jsonl",),
     "redact": ("jsonl",),
+    "state": ("jsonl",),
     "redact_config": ("jsonl",),
     "compression_level": ("jsonl", "grpo", "dpo"),
     "records": ("parquet",),
@@ -169,6 +171,7 @@ def _exporter(args: argparse.Namespace) -> tuple[Callable[..., ExportSummary], d
             events_in_metadata=args.events_in_metadata,
             snapshot=args.snapshot,
             redact=_redactor(args),
+            state=args.state,
         )
     try:
         from trainers import exports
@@ -281,6 +284,14 @@ def _run_export(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     records = getattr(summary, "records", summary.sessions)
+    if summary.sessions == 0 and getattr(args, "state", None):
+        # A nightly run with nothing new did its job: exit 0, and the state moved on.
+        print(
+            f"No sessions became eligible since the last run (state {args.state}); "
+            "nothing was written.",
+            file=sys.stderr,
+        )
+        return 0
     if summary.sessions == 0:
         hidden = (
             count_hidden_by_review_status(args.database_url, config=config, **selection)
@@ -387,6 +398,11 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--shard", metavar="I/N",
         help="only the I-th of N disjoint parts (split by a hash of the session id; 1 <= I <= N)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--state", metavar="FILE",
+        help="incremental: export only the sessions that became eligible since the last run "
+        "with this state file (all on the first run); jsonl only",
     )  # fmt: skip
     parser.add_argument(
         "--snapshot", metavar="ID",

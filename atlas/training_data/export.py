@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -31,6 +32,7 @@ from atlas.training_data.assembly import LoadOptions, PageRows, assemble_records
 from atlas.training_data.drivers import drive
 from atlas.training_data.filters import SessionFilters, whole_number
 from atlas.training_data.flows import hidden_by_gate
+from atlas.training_data.incremental import start_run
 from atlas.training_data.output import SafeOutput
 from atlas.training_data.plan import Cursor, ids_plan, rows_plan
 from atlas.training_data.query import TrainingFilters, TrainingQuery
@@ -289,6 +291,7 @@ def export_jsonl(
     events_in_metadata: bool = False,
     snapshot: str | None = None,
     redact: Redactor | None = None,
+    state: str | os.PathLike[str] | None = None,
     **filters: Unpack[TrainingFilters],
 ) -> ExportSummary:
     """Write every matching session to ``output`` (``-`` = stdout) as JSONL.
@@ -305,6 +308,10 @@ def export_jsonl(
     ``redact`` rewrites each record before it is written (secrets, personal
     data: :class:`~atlas.training_data.redact.Redactor`); the summary's
     ``redaction`` is its report.
+    ``state`` makes the export incremental (:mod:`atlas.training_data.incremental`):
+    the first run writes every match, each later run with the same file only
+    the sessions that became eligible since, never one written before; the
+    file is replaced only once the output is complete.
     Raises :class:`~atlas.training_data.output.OutputError` before touching the
     database when ``output`` cannot be written.
     """
@@ -329,6 +336,12 @@ def export_jsonl(
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             if snapshot is not None:
                 import_snapshot(conn, snapshot)
+            run = start_run(conn, state, dict(filters)) if state is not None else None
+            if run is not None and run.session_ids is not None:
+                # An empty list selects nothing (an id 0 never exists): this run has no news.
+                new = run.session_ids or [0]
+                query = replace(query, filters=replace(query.filters, session_ids=tuple(new)))
+            written: list[int] = []
             readers = min(workers, room)
             pages = _PageFetcher(conn, spawn, query, options, batch_size, readers, snapshot)
             writer = _Writer(sink)
@@ -339,6 +352,7 @@ def export_jsonl(
                         records = [redact.redact_record(record) for record in records]
                     writer.write([encode_line(record) for record in records])
                     for record in records:
+                        written.append(record["session_id"])
                         steps += len(record["steps"])
                         events += (
                             record["trajectory_event_count"]
@@ -356,12 +370,14 @@ def export_jsonl(
             finally:
                 pages.close()
                 writer.close()
-            if sessions == 0:
+            if sessions == 0 and (run is None or run.session_ids is None):
                 hidden = hidden_by_gate(conn, query)
         if sessions == 0:
             sink.abort()
         else:
             sink.commit()
+        if run is not None:
+            run.finish(written)
     except BaseException:
         sink.abort()
         raise
