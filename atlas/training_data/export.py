@@ -320,10 +320,7 @@ def export_jsonl(
         check_snapshot_id(snapshot)
     cfg = reader_config(config)
     query = TrainingQuery.build(config=cfg, **filters)
-    # Redaction reads the events, so they cannot pass through as JSON text.
-    options = replace(
-        query.options, raw_events=redact is None, events_in_metadata=events_in_metadata
-    )
+    options = replace(query.options, raw_events=True, events_in_metadata=events_in_metadata)
     started = time.perf_counter()
     sink = SafeOutput(output, compression_level=compression_level)
     sessions = steps = events = damaged = hidden = 0
@@ -348,9 +345,11 @@ def export_jsonl(
             try:
                 for rows in pages:
                     records = assemble_records(rows, options)
+                    lines = [encode_line(record) for record in records]
                     if redact is not None:
-                        records = [redact.redact_record(record) for record in records]
-                    writer.write([encode_line(record) for record in records])
+                        lines = [redact.redact_line(r, line, encode_line)
+                                 for r, line in zip(records, lines, strict=True)]  # fmt: skip
+                    writer.write(lines)
                     for record in records:
                         written.append(record["session_id"])
                         steps += len(record["steps"])

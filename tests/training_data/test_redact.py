@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import orjson
 import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -315,3 +316,35 @@ def test_export_replaces_every_planted_value_and_counts_them(planted, tmp_path):
     # Sessions without plants are written as they would be without redaction.
     others = [r for r in plain if r["session_id"] not in ids]
     assert others and all(redacted[r["session_id"]] == r for r in others)
+
+
+def _untriggered() -> Redactor:
+    """The built-ins with the RE2 trigger switched off: every string is scanned."""
+    redactor = Redactor.builtin()
+    redactor._trigger = redactor._trigger_text = None
+    return redactor
+
+
+_pieces = st.lists(
+    st.sampled_from([planted for _, planted, _ in PLANTS])
+    | st.sampled_from([" ", "\n", "\t", '"', "\\", "\\n", ":", "@", "-", ".", "é", "١٢٣"])
+    | st.text(max_size=8),
+    max_size=8,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(pieces=_pieces)
+def test_the_trigger_hides_no_match(pieces):
+    """Every built-in match, decoded or JSON-escaped, is flagged by the fast trigger."""
+    from atlas.training_data.export import encode_line
+
+    text = "".join(pieces)
+    fast, slow = Redactor.builtin(), _untriggered()
+    assert fast.redact_text(text, "t") == slow.redact_text(text, "t")
+    events = orjson.Fragment(orjson.dumps([{"payload": {"text": text}, "n": 1.25}]))
+    record = {"task": text, "trajectory_events": events}
+    fast, slow = Redactor.builtin(), _untriggered()
+    line = fast.redact_line(record, encode_line(record), encode_line)
+    assert orjson.loads(line) == orjson.loads(encode_line(slow.redact_record(record)))
+    assert fast.report == slow.report
