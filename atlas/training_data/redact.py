@@ -145,14 +145,15 @@ BUILTIN_RULES: tuple[RedactionRule, ...] = (
     RedactionRule(
         "card_number",
         # 13-19 digits, first 2-6 (the card networks), spaces or dashes between.
-        r"(?<![\w-])[2-6](?:[ -]?\d){12,18}(?![\w]|-\d)",
+        r"(?<![\w.-])[2-6](?:[ -]?\d){12,18}(?![\w]|-\d)",
         "CARD",
         check=_card,
     ),
     RedactionRule(
         "phone",
-        r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{2,4}[ .-])\d{3,4}[ .-]\d{3,4}"
-        r"(?![\w]|[ .-]\d)"
+        # Not inside a longer token (a UUID's digit groups, a dotted number).
+        r"(?<![\w+.-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{2,4}[ .-])\d{3,4}[ .-]\d{3,4}"
+        r"(?![\w]|[.-]\w| \d)"
         r"|(?<![\w+])\+\d{8,15}(?!\w)",
         "PHONE",
     ),
@@ -170,8 +171,12 @@ _TRIGGER = (
     rb"|[A-Za-z0-9._%+-]@[A-Za-z0-9-]"
     rb"|\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}"
     rb"|::|(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]"
-    rb"|[2-6](?:[ -]?\d){12}"
-    rb"|[ .)-]\d{3,4}[ .-]\d{3}|\+\d{8}"
+    # Cards and phones start after a character outside a token, which in JSON
+    # text may also be an escape (\n, \u0001): JSON numbers rarely qualify.
+    rb"|(?:^|[^\w.-]|\\[bfnrt]|\\u00[0-9a-fA-F]{2})[2-6](?:[ -]?\d){12}"
+    rb"|(?:^|[^\w+.-]|\\[bfnrt]|\\u00[0-9a-fA-F]{2})\d{2,4}[ .-]\d{3,4}[ .-]\d{3}"
+    rb"|\(\d{2,4}\)[ .-]?\d{3,4}[ .-]\d{3}"
+    rb"|\+\d{1,3}[ .-]?(?:\(\d{2,4}\)|\d{2,4}[ .-])\d{3}|\+\d{8}"
 )
 
 _BUILTIN_NAMES = frozenset(rule.name for rule in BUILTIN_RULES)

@@ -73,7 +73,8 @@ def test_near_misses_are_left_alone():
     redactor = Redactor.builtin()
     text = (
         f"card {LUHN_INVALID}; date 2026-01-31; time 12:30:45; version 1.2.3; "
-        "ms 1764467560000; octets 999.1.1.1; scope std::vector; mac 00:1a:2b:3c:4d:5e"
+        "ms 1764467560000; octets 999.1.1.1; scope std::vector; mac 00:1a:2b:3c:4d:5e; "
+        "uuid 9c5ef014-5280-4c51-a906-e1413261009a 58c2b868-1234-5678-9012-e4527ae7d033"
     )
     assert redactor.redact_text(text, "x") == text
     assert redactor.report == {}
@@ -327,7 +328,28 @@ def _untriggered() -> Redactor:
 
 _pieces = st.lists(
     st.sampled_from([planted for _, planted, _ in PLANTS])
-    | st.sampled_from([" ", "\n", "\t", '"', "\\", "\\n", ":", "@", "-", ".", "é", "١٢٣"])
+    | st.sampled_from(
+        [
+            " ",
+            "\n",
+            "\t",
+            '"',
+            "\\",
+            "\\n",
+            ":",
+            "@",
+            "-",
+            ".",
+            "é",
+            "١٢٣",
+            "\x01",
+            "(",
+            ")",
+            "+",
+            "7",
+            "12",
+        ]
+    )
     | st.text(max_size=8),
     max_size=8,
 )
