@@ -371,12 +371,20 @@ def export_jsonl(
                 writer.close()
             if sessions == 0 and (run is None or run.session_ids is None):
                 hidden = hidden_by_gate(conn, query)
-        if sessions == 0:
-            sink.abort()
-        else:
-            sink.commit()
-        if run is not None:
-            run.finish(written)
+        # The state is written beside its file first, so that a state that cannot be
+        # written leaves no output behind; it moves into place once the output has.
+        prepared = run.prepare(written) if run is not None else None
+        try:
+            if sessions == 0:
+                sink.abort()
+            else:
+                sink.commit()
+        except BaseException:
+            if prepared is not None:
+                prepared.unlink(missing_ok=True)
+            raise
+        if run is not None and prepared is not None:
+            run.state.commit(prepared)
     except BaseException:
         sink.abort()
         raise

@@ -37,7 +37,7 @@ import orjson
 import psycopg
 from typing_extensions import Unpack
 
-from atlas.errors import ConfigError, InvalidFilter
+from atlas.errors import ConfigError, InvalidFilter, OutputError
 from atlas.runtime.traces import AtlasSessionTrace
 from atlas.training_data.filters import whole_number
 from atlas.training_data.flows import pager_flow, run_flow
@@ -186,8 +186,22 @@ class ExportState:
         self.runs += 1
         self.updated_at = datetime.now(timezone.utc).isoformat()
 
-    def save(self) -> None:
-        """Replace the file atomically: a temporary file beside it, fsync, rename."""
+    def check_writable(self) -> None:
+        """Raise :class:`OutputError` now if the state file could not be replaced later."""
+        try:
+            handle, temp = tempfile.mkstemp(
+                prefix=f".{self.path.name}.", suffix=".check", dir=self.path.parent
+            )
+            os.close(handle)
+            os.unlink(temp)
+        except OSError as exc:
+            raise OutputError(
+                f"State file {self.path} cannot be written ({exc.strerror or exc}): pass a "
+                "--state path in a folder you can write."
+            ) from None
+
+    def prepare(self) -> Path:
+        """Write the state to a temporary file beside it (fsync'd); :meth:`commit` renames it."""
         payload = {
             "version": STATE_VERSION,
             "database": self.database,
@@ -198,19 +212,32 @@ class ExportState:
             "exported_count": len(self.exported),
             "exported": self.exported.to_json(),
         }
-        folder = self.path.parent
-        folder.mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".partial", dir=folder)
+        handle, temp = tempfile.mkstemp(
+            prefix=f".{self.path.name}.", suffix=".partial", dir=self.path.parent
+        )
         try:
             with os.fdopen(handle, "wb") as out:
                 out.write(orjson.dumps(payload, option=orjson.OPT_INDENT_2))
                 out.flush()
                 os.fsync(out.fileno())
-            os.replace(temp, self.path)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(temp)
             raise
+        return Path(temp)
+
+    def commit(self, prepared: Path) -> None:
+        """Replace the state file with ``prepared`` in one rename."""
+        try:
+            os.replace(prepared, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(prepared)
+            raise
+
+    def save(self) -> None:
+        """Replace the file atomically: a temporary file beside it, fsync, rename."""
+        self.commit(self.prepare())
 
 
 def selection_digest(filters: dict[str, Any]) -> str:
@@ -271,6 +298,11 @@ class IncrementalRun:
         self.state.advance(self.snapshot, written)
         self.state.save()
 
+    def prepare(self, written: Iterable[int]) -> Path:
+        """Advance the state and write it beside the file, not yet in place (see commit)."""
+        self.state.advance(self.snapshot, written)
+        return self.state.prepare()
+
 
 def start_run(
     conn: psycopg.Connection[Any], path: str | os.PathLike[str], filters: dict[str, Any]
@@ -291,6 +323,7 @@ def start_run(
     state = ExportState.load(
         path, database=database_identity(conn), selection=selection_digest(filters)
     )
+    state.check_writable()
     snapshot = read_snapshot(conn)
     if state.snapshot is None:
         return IncrementalRun(state, snapshot, None)
