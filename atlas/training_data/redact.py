@@ -145,7 +145,7 @@ BUILTIN_RULES: tuple[RedactionRule, ...] = (
     RedactionRule(
         "card_number",
         # 13-19 digits, first 2-6 (the card networks), spaces or dashes between.
-        r"(?<![\w.-])[2-6](?:[ -]?\d){12,18}(?![\w]|-\d)",
+        r"(?<![\w.-])[2-6](?:[ -]?\d){12,18}(?!\w|-\w)",
         "CARD",
         check=_card,
     ),
@@ -173,7 +173,8 @@ _TRIGGER = (
     rb"|::|(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]"
     # Cards and phones start after a character outside a token, which in JSON
     # text may also be an escape (\n, \u0001): JSON numbers rarely qualify.
-    rb"|(?:^|[^\w.-]|\\[bfnrt]|\\u00[0-9a-fA-F]{2})[2-6](?:[ -]?\d){12}"
+    rb"|(?:^|[^\w.-]|\\[bfnrt]|\\u00[0-9a-fA-F]{2})[2-6](?:[ -]?\d){12,18}"
+    rb"(?:$|[^\w-]|-$|-[^\w])"
     rb"|(?:^|[^\w+.-]|\\[bfnrt]|\\u00[0-9a-fA-F]{2})\d{2,4}[ .-]\d{3,4}[ .-]\d{3}"
     rb"|\(\d{2,4}\)[ .-]?\d{3,4}[ .-]\d{3}"
     rb"|\+\d{1,3}[ .-]?(?:\(\d{2,4}\)|\d{2,4}[ .-])\d{3}|\+\d{8}"
