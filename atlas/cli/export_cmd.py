@@ -122,6 +122,7 @@ FORMAT_FLAGS: dict[str, tuple[str, ...]] = {
     "snapshot": ("jsonl",),
     "redact": ("jsonl",),
     "state": ("jsonl",),
+    "no_manifest": ("jsonl",),
     "redact_config": ("jsonl",),
     "compression_level": ("jsonl", "grpo", "dpo"),
     "records": ("parquet",),
@@ -172,6 +173,7 @@ def _exporter(args: argparse.Namespace) -> tuple[Callable[..., ExportSummary], d
             snapshot=args.snapshot,
             redact=_redactor(args),
             state=args.state,
+            manifest=args.no_manifest is None and args.output != "-",
         )
     try:
         from trainers import exports
@@ -398,6 +400,11 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--shard", metavar="I/N",
         help="only the I-th of N disjoint parts (split by a hash of the session id; 1 <= I <= N)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-manifest", action="store_true", default=None,
+        help="do not write OUTPUT.manifest.json beside the file (versions, filters, gate, "
+        "snapshot, counts, hashes; see arc-atlas verify); jsonl only",
     )  # fmt: skip
     parser.add_argument(
         "--state", metavar="FILE",

@@ -113,7 +113,7 @@ def _connection_options(parser: argparse.ArgumentParser, *, top_level: bool) -> 
 def build_parser() -> argparse.ArgumentParser:
     """The full ``arc-atlas`` argument parser."""
     from atlas import __version__
-    from atlas.cli import db, export_cmd, review, run_cmd, ui_cmd
+    from atlas.cli import db, export_cmd, review, run_cmd, ui_cmd, verify_cmd
 
     parser = _Parser(
         prog="arc-atlas",
@@ -130,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_cmd.register(commands, add_options)
     db.register(commands, add_options)
     ui_cmd.register(commands, add_options)
+    verify_cmd.register(commands, add_options)
     return parser
 
 

@@ -33,6 +33,7 @@ from atlas.training_data.export import ExportProgress, ExportSummary, export_jso
 from atlas.training_data.filters import SessionFilters
 from atlas.training_data.incremental import iter_new_sessions
 from atlas.training_data.insights import HourStats, Insights, KeyStats, session_insights
+from atlas.training_data.manifest import VerifyResult, verify_manifest
 from atlas.training_data.output import check_compression_level
 from atlas.training_data.redact import RedactionRule, Redactor
 from atlas.training_data.review import (
@@ -63,6 +64,7 @@ __all__ = [
     "SessionRow",
     "TrainingFilters",
     "TrainingQuery",
+    "VerifyResult",
     "browse_sessions",
     "check_compression_level",
     "check_row_count",
@@ -86,4 +88,5 @@ __all__ = [
     "review_permission",
     "review_sessions",
     "session_insights",
+    "verify_manifest",
 ]

@@ -32,7 +32,8 @@ from atlas.training_data.assembly import LoadOptions, PageRows, assemble_records
 from atlas.training_data.drivers import drive
 from atlas.training_data.filters import SessionFilters, whole_number
 from atlas.training_data.flows import hidden_by_gate
-from atlas.training_data.incremental import start_run
+from atlas.training_data.incremental import IncrementalRun, start_run
+from atlas.training_data.manifest import ManifestRecords, write_manifest
 from atlas.training_data.output import SafeOutput
 from atlas.training_data.plan import Cursor, ids_plan, rows_plan
 from atlas.training_data.query import TrainingFilters, TrainingQuery
@@ -137,6 +138,34 @@ def _default(value: Any) -> Any:
     if isinstance(value, Decimal):
         return orjson.Fragment(str(value))
     raise TypeError(f"Type is not JSON serializable: {type(value).__name__}")
+
+
+def _manifest_body(
+    conn: psycopg.Connection[Any],
+    filters: dict[str, Any],
+    query: TrainingQuery,
+    run: IncrementalRun | None,
+) -> dict[str, Any]:
+    """What a manifest records of the export itself, read in the export's transaction."""
+    from atlas import __version__
+    from atlas.storage.migrate import schema_status
+
+    row = conn.execute("SELECT now(), pg_current_snapshot()::text").fetchone()
+    assert row is not None
+    taken_at, snapshot = row
+    statuses = query.gate.statuses
+    return {
+        "arc_atlas_version": __version__,
+        "schema_version": schema_status(conn).current_version,
+        "filters": {k: v for k, v in filters.items() if v is not None},
+        "review_gate": list(statuses) if statuses is not None else "all",
+        "snapshot": {"taken_at": taken_at, "snapshot": snapshot},
+        "watermark": (
+            {"from": run.state.snapshot, "to": run.snapshot, "runs_before": run.state.runs}
+            if run is not None
+            else None
+        ),
+    }
 
 
 def encode_line(record: dict[str, Any]) -> bytes:
@@ -292,6 +321,7 @@ def export_jsonl(
     snapshot: str | None = None,
     redact: Redactor | None = None,
     state: str | os.PathLike[str] | None = None,
+    manifest: bool = False,
     **filters: Unpack[TrainingFilters],
 ) -> ExportSummary:
     """Write every matching session to ``output`` (``-`` = stdout) as JSONL.
@@ -312,6 +342,9 @@ def export_jsonl(
     the first run writes every match, each later run with the same file only
     the sessions that became eligible since, never one written before; the
     file is replaced only once the output is complete.
+    ``manifest`` also writes ``<output>.manifest.json`` (versions, filters,
+    gate, snapshot, counts, sha256 and per-record hashes; see
+    :mod:`atlas.training_data.manifest`), not for ``-``.
     Raises :class:`~atlas.training_data.output.OutputError` before touching the
     database when ``output`` cannot be written.
     """
@@ -339,6 +372,8 @@ def export_jsonl(
                 new = run.session_ids or [0]
                 query = replace(query, filters=replace(query.filters, session_ids=tuple(new)))
             written: list[int] = []
+            hashes = ManifestRecords() if manifest and output != "-" else None
+            about = _manifest_body(conn, dict(filters), query, run) if hashes is not None else None
             readers = min(workers, room)
             pages = _PageFetcher(conn, spawn, query, options, batch_size, readers, snapshot)
             writer = _Writer(sink)
@@ -350,6 +385,9 @@ def export_jsonl(
                         lines = [redact.redact_line(r, line, encode_line)
                                  for r, line in zip(records, lines, strict=True)]  # fmt: skip
                     writer.write(lines)
+                    if hashes is not None:
+                        for record, line in zip(records, lines, strict=True):
+                            hashes.add(record["session_id"], line)
                     for record in records:
                         written.append(record["session_id"])
                         steps += len(record["steps"])
@@ -383,6 +421,16 @@ def export_jsonl(
             if prepared is not None:
                 prepared.unlink(missing_ok=True)
             raise
+        if hashes is not None and about is not None and sessions:
+            counts = {"sessions": sessions, "steps": steps, "events": events}
+            options_used = {
+                "events_in_metadata": events_in_metadata,
+                "trajectory_event_limit": options.trajectory_event_limit,
+                "compression_level": compression_level,
+            }
+            body = {**about, "counts": counts, "options": options_used,
+                    "redaction": redact.report if redact is not None else None}  # fmt: skip
+            write_manifest(output, body, hashes)
         if run is not None and prepared is not None:
             run.state.commit(prepared)
     except BaseException:

@@ -389,7 +389,8 @@ def test_an_export_removes_what_a_killed_export_to_the_same_file_left(seeded, tm
     (orphan,) = tmp_path.glob(".again.jsonl.*.partial")
     assert main(["--database-url", seeded, "-o", str(out), "--include-all-statuses", "-q"]) == 0
     assert not orphan.exists()
-    assert [p.name for p in tmp_path.iterdir()] == ["again.jsonl"]
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["again.jsonl", "again.jsonl.manifest.json"]
 
 
 def test_statement_timeout_is_one_line(seeded, tmp_path, cli):
