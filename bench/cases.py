@@ -178,6 +178,42 @@ def _export_redacted(dataset: Dataset, every_record: bool = False) -> Measuremen
         return Measurement(summary.seconds, summary.sessions, summary.bytes_written)
 
 
+def _export_incremental(dataset: Dataset) -> Measurement:
+    """The second run of an incremental export after 1% of the sessions became eligible.
+
+    A first run with a state file exports the approved sessions; then 1% of the
+    sessions (the pending ones with the lowest ids) are approved, and the second
+    run, the one measured, exports exactly those. Their review status is put
+    back afterwards, so the data set is unchanged for other cases.
+    """
+    import os
+    import tempfile
+
+    import psycopg
+
+    from atlas.training_data.export import export_jsonl
+
+    with tempfile.TemporaryDirectory() as folder:
+        state = os.path.join(folder, "state.json")
+        export_jsonl(os.path.join(folder, "first.jsonl"), dataset.url, state=state)
+        with psycopg.connect(dataset.url, autocommit=True) as conn:
+            rows = conn.execute(
+                "UPDATE sessions SET review_status = 'approved' WHERE id IN (SELECT id FROM "
+                "sessions WHERE review_status = 'pending' ORDER BY id LIMIT %s) RETURNING id",
+                (max(dataset.sessions // 100, 1),),
+            ).fetchall()
+        try:
+            summary = export_jsonl(os.path.join(folder, "second.jsonl"), dataset.url, state=state)
+        finally:
+            with psycopg.connect(dataset.url, autocommit=True) as conn:
+                conn.execute(
+                    "UPDATE sessions SET review_status = 'pending' WHERE id = ANY(%s)",
+                    ([r[0] for r in rows],),
+                )
+        assert summary.sessions == len(rows), (summary.sessions, len(rows))
+        return Measurement(summary.seconds, summary.sessions, summary.bytes_written)
+
+
 def _stream_rl_records(dataset: Dataset) -> Measurement:
     import os
 
@@ -310,6 +346,9 @@ CASES: dict[str, Case] = {
     "  ... redact: every record walked (worst case; ratio as above)": Case(
         lambda d: _export_redacted(d, every_record=True),
         "export: arc-atlas JSONL, whole table, all statuses",
+    ),
+    "  ... incremental: --state run after 1% became eligible (ratio: full time / this)": Case(
+        _export_incremental, "export: arc-atlas JSONL, whole table, all statuses"
     ),
     "trainers: stream the export into RL records": Case(
         _stream_rl_records, REFERENCE, ("arc-atlas",)
