@@ -63,42 +63,23 @@ class IdRanges:
 
     def __init__(self, ranges: Iterable[Iterable[int]] = ()) -> None:
         self._ranges: list[list[int]] = []
-        for pair in ranges:
-            first, last = pair
-            self.add_range(int(first), int(last))
+        self._merge([(int(first), int(last)) for first, last in ranges])
 
-    def add_range(self, first: int, last: int) -> None:
+    def _merge(self, pairs: list[tuple[int, int]]) -> None:
+        """Merge ``pairs`` into the ranges: one sort and one pass, whatever their number."""
         merged: list[list[int]] = []
-        placed = False
-        for lo, hi in self._ranges:
-            if hi + 1 < first:
-                merged.append([lo, hi])
-            elif last + 1 < lo:
-                if not placed:
-                    merged.append([first, last])
-                    placed = True
-                merged.append([lo, hi])
+        for first, last in sorted([*((lo, hi) for lo, hi in self._ranges), *pairs]):
+            if merged and first <= merged[-1][1] + 1:
+                merged[-1][1] = max(merged[-1][1], last)
             else:
-                first, last = min(first, lo), max(last, hi)
-        if not placed:
-            merged.append([first, last])
-        merged.sort()
+                merged.append([first, last])
         self._ranges = merged
 
+    def add_range(self, first: int, last: int) -> None:
+        self._merge([(first, last)])
+
     def update(self, ids: Iterable[int]) -> None:
-        ordered = sorted(set(ids))
-        start = prev = None
-        for i in ordered:
-            if start is None:
-                start = prev = i
-            elif prev is not None and i == prev + 1:
-                prev = i
-            else:
-                assert prev is not None
-                self.add_range(start, prev)
-                start = prev = i
-        if start is not None and prev is not None:
-            self.add_range(start, prev)
+        self._merge([(i, i) for i in ids])
 
     def __contains__(self, value: object) -> bool:
         if not isinstance(value, int):
