@@ -23,7 +23,6 @@ the next run exports what it would have.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import tempfile
@@ -41,6 +40,7 @@ from atlas.errors import ConfigError, InvalidFilter, OutputError
 from atlas.runtime.traces import AtlasSessionTrace
 from atlas.training_data.filters import whole_number
 from atlas.training_data.flows import pager_flow, run_flow
+from atlas.training_data.output import place_file, stage_file
 from atlas.training_data.query import TrainingFilters, TrainingQuery
 from atlas.training_data.targets import ConfigArg, SyncTarget, connection, reader_config
 
@@ -193,28 +193,11 @@ class ExportState:
             "exported_count": len(self.exported),
             "exported": self.exported.to_json(),
         }
-        handle, temp = tempfile.mkstemp(
-            prefix=f".{self.path.name}.", suffix=".partial", dir=self.path.parent
-        )
-        try:
-            with os.fdopen(handle, "wb") as out:
-                out.write(orjson.dumps(payload, option=orjson.OPT_INDENT_2))
-                out.flush()
-                os.fsync(out.fileno())
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
-            raise
-        return Path(temp)
+        return stage_file(self.path, orjson.dumps(payload, option=orjson.OPT_INDENT_2))
 
     def commit(self, prepared: Path) -> None:
         """Replace the state file with ``prepared`` in one rename."""
-        try:
-            os.replace(prepared, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(prepared)
-            raise
+        place_file(prepared, self.path)
 
     def save(self) -> None:
         """Replace the file atomically: a temporary file beside it, fsync, rename."""

@@ -14,7 +14,6 @@ also checks that the database would still write the same records.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import tempfile
@@ -26,6 +25,7 @@ from typing import Any
 import orjson
 
 from atlas.errors import ConfigError
+from atlas.training_data.output import open_decompressed, place_file, stage_file
 
 __all__ = [
     "MANIFEST_SUFFIX",
@@ -111,17 +111,8 @@ def write_manifest(output: str, body: dict[str, Any], records: ManifestRecords) 
             ],
         },
     }
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(orjson.dumps(payload, default=str, option=orjson.OPT_INDENT_2))
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
+    data = orjson.dumps(payload, default=str, option=orjson.OPT_INDENT_2)
+    place_file(stage_file(path, data), path)
     return path
 
 
@@ -154,8 +145,6 @@ def load_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def _lines(path: Path) -> Iterable[bytes]:
-    from atlas.training_data.output import open_decompressed
-
     with open_decompressed(path) as handle:
         yield from handle
 

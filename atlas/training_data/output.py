@@ -42,7 +42,9 @@ __all__ = [
     "check_compression_level",
     "compression_for",
     "open_decompressed",
+    "place_file",
     "remove_stale_partials",
+    "stage_file",
 ]
 
 _log = logging.getLogger(__name__)
@@ -190,6 +192,32 @@ def remove_stale_partials(target: Path, *, now: float | None = None) -> list[Pat
         except OSError:
             continue  # removed by someone else, or not ours to remove
     return removed
+
+
+def stage_file(target: Path, data: bytes) -> Path:
+    """Write ``data`` to a temporary file beside ``target`` and fsync it; :func:`place_file`
+    moves it into place. A failure removes the temporary file."""
+    handle, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+    return Path(temp)
+
+
+def place_file(staged: Path, target: Path) -> None:
+    """Replace ``target`` with a file :func:`stage_file` wrote, in one rename."""
+    try:
+        os.replace(staged, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(staged)
+        raise
 
 
 class SafeOutput:
