@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import random
-import threading
 from pathlib import Path
 
 import orjson
 import psycopg
 import pytest
+from busy_database import writers_and_reviewers
 
 from atlas.errors import ConfigError, InvalidFilter
 from atlas.storage import seed_sessions
@@ -62,47 +61,12 @@ def test_five_runs_under_concurrent_writers_and_reviewers_equal_one_full_export(
     db_url: str, tmp_path: Path
 ) -> None:
     state = tmp_path / "state.json"
-    stop = threading.Event()
-    errors: list[BaseException] = []
-
-    def writer() -> None:
-        try:
-            with psycopg.connect(db_url, autocommit=True) as conn:
-                n = 0
-                while not stop.is_set():
-                    n += 1
-                    seed_sessions(conn, 2, seed=100 + n)
-        except BaseException as exc:  # reported by the main thread
-            errors.append(exc)
-
-    def reviewer() -> None:
-        rng = random.Random(7)
-        try:
-            with psycopg.connect(db_url, autocommit=True) as conn:
-                while not stop.is_set():
-                    pending = [r[0] for r in conn.execute(
-                        "SELECT id FROM sessions WHERE review_status = 'pending' LIMIT 20"
-                    ).fetchall()]  # fmt: skip
-                    for sid in pending:
-                        status = "approved" if rng.random() < 0.7 else "quarantined"
-                        review_sessions(conn, status, session_ids=[sid], reviewer="bot")
-        except BaseException as exc:
-            errors.append(exc)
-
     with psycopg.connect(db_url, autocommit=True) as conn:
         seed_sessions(conn, 10, seed=50)
-    threads = [threading.Thread(target=writer), threading.Thread(target=reviewer)]
-    for t in threads:
-        t.start()
     runs: list[list[int]] = []
-    try:
+    with writers_and_reviewers(db_url, seed=100, approve=0.7):
         for _ in range(4):
             runs.append(_ids(db_url, state))
-    finally:
-        stop.set()
-        for t in threads:
-            t.join()
-    assert errors == []
     runs.append(_ids(db_url, state))
     union = [i for run in runs for i in run]
     full = [t.session_id for t in get_training_sessions(db_url)]

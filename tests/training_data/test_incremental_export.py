@@ -3,16 +3,15 @@ and reviews together are one full export; an interrupted run changes no state.""
 
 from __future__ import annotations
 
-import random
-import threading
 from pathlib import Path
 
 import orjson
 import psycopg
 import pytest
+from busy_database import writers_and_reviewers
 
 from atlas.storage import seed_sessions
-from atlas.training_data import ExportProgress, export_jsonl, review_sessions
+from atlas.training_data import ExportProgress, export_jsonl
 
 
 def _ids(path: Path) -> list[int]:
@@ -23,47 +22,12 @@ def _ids(path: Path) -> list[int]:
 
 def test_five_incremental_files_equal_one_full_export(db_url: str, tmp_path: Path) -> None:
     state = tmp_path / "nightly.state.json"
-    stop = threading.Event()
-    errors: list[BaseException] = []
-
-    def writer() -> None:
-        try:
-            with psycopg.connect(db_url, autocommit=True) as conn:
-                n = 0
-                while not stop.is_set():
-                    n += 1
-                    seed_sessions(conn, 2, seed=200 + n)
-        except BaseException as exc:
-            errors.append(exc)
-
-    def reviewer() -> None:
-        rng = random.Random(3)
-        try:
-            with psycopg.connect(db_url, autocommit=True) as conn:
-                while not stop.is_set():
-                    rows = conn.execute(
-                        "SELECT id FROM sessions WHERE review_status = 'pending' LIMIT 10"
-                    ).fetchall()
-                    for (sid,) in rows:
-                        status = "approved" if rng.random() < 0.6 else "quarantined"
-                        review_sessions(conn, status, session_ids=[sid], reviewer="night")
-        except BaseException as exc:
-            errors.append(exc)
-
     with psycopg.connect(db_url, autocommit=True) as conn:
         seed_sessions(conn, 12, seed=60)
-    threads = [threading.Thread(target=writer), threading.Thread(target=reviewer)]
-    for t in threads:
-        t.start()
     files = [tmp_path / f"night-{i}.jsonl" for i in range(1, 6)]
-    try:
+    with writers_and_reviewers(db_url, seed=200, approve=0.6):
         for path in files[:4]:
             export_jsonl(str(path), db_url, state=str(state))
-    finally:
-        stop.set()
-        for t in threads:
-            t.join()
-    assert errors == []
     export_jsonl(str(files[4]), db_url, state=str(state))
     full = tmp_path / "full.jsonl"
     export_jsonl(str(full), db_url)
