@@ -9,7 +9,7 @@ spells the expression the same way).
 
 from __future__ import annotations
 
-__all__ = ["SESSION_TABLES", "TABLES", "reward_score"]
+__all__ = ["SESSION_TABLES", "TABLES", "reward_number", "reward_score"]
 
 # The session and its children, each keyed by session_id (002), parent first.
 SESSION_TABLES: tuple[str, ...] = (
@@ -31,3 +31,13 @@ def reward_score(alias: str | None = None) -> str:
     """
     column = f"{alias}.reward_stats" if alias else "reward_stats"
     return f"({column} ->> 'score')::float"
+
+
+def reward_number(alias: str, key: str = "score") -> str:
+    """SQL for ``reward_stats[key]`` as a float when it is a JSON number, else NULL.
+
+    For ``score`` the cast is :func:`reward_score`'s, the indexed expression.
+    """
+    column = f"{alias}.reward_stats"
+    value = reward_score(alias) if key == "score" else f"({column} ->> '{key}')::float"
+    return f"CASE WHEN jsonb_typeof({column} -> '{key}') = 'number' THEN {value} END"

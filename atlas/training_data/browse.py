@@ -23,7 +23,7 @@ from psycopg.rows import dict_row
 
 from atlas.config.models import parse_review_statuses
 from atlas.errors import InvalidFilter
-from atlas.storage.schema import reward_score
+from atlas.storage.schema import reward_number
 from atlas.training_data.filters import SESSION_ID_MAX, SessionFilters, where_clause
 from atlas.training_data.review_gate import ReviewGate
 
@@ -107,11 +107,8 @@ class SessionPage:
 
 _SELECT = (
     "SELECT s.id AS session_id, s.created_at, s.created_at::text AS cursor_at, s.status, "
-    "s.review_status, "
-    "CASE WHEN jsonb_typeof(s.reward_stats -> 'score') = 'number' "
-    f"THEN {reward_score('s')} END AS reward, "
-    "CASE WHEN jsonb_typeof(s.reward_stats -> 'uncertainty') = 'number' "
-    "THEN (s.reward_stats ->> 'uncertainty')::float END AS uncertainty, "
+    f"s.review_status, {reward_number('s')} AS reward, "
+    f"{reward_number('s', 'uncertainty')} AS uncertainty, "
     f"s.drift_alert, left(s.task, {_TASK_CHARS}) AS task, s.learning_key "
     "FROM sessions s {where} ORDER BY s.created_at {order}, s.id {order} LIMIT %s"
 )

@@ -20,7 +20,7 @@ from psycopg import sql
 
 from atlas.config.models import parse_review_statuses
 from atlas.errors import InvalidFilter
-from atlas.storage.schema import reward_score
+from atlas.storage.schema import reward_number
 from atlas.training_data.filters import SessionFilters, where_clause
 from atlas.training_data.review_gate import ReviewGate
 
@@ -106,9 +106,7 @@ class Insights:
         return self.review_counts.get("pending", 0)
 
 
-_SCORE = (
-    f"CASE WHEN jsonb_typeof(s.reward_stats -> 'score') = 'number' THEN {reward_score('s')} END"
-)
+_SCORE = reward_number("s")
 _KEY = "CASE WHEN jsonb_typeof(s.metadata) = 'object' THEN s.metadata ->> 'learning_key' END"
 _DRIFT = (
     "COALESCE(jsonb_typeof(s.metadata) = 'object' AND s.metadata -> 'drift_alert' = 'true', false)"

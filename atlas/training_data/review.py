@@ -23,7 +23,7 @@ from psycopg.rows import dict_row
 
 from atlas.config.models import REVIEW_STATUSES, parse_review_statuses
 from atlas.errors import InvalidFilter, SelectionChanged
-from atlas.storage.schema import reward_score
+from atlas.storage.schema import reward_number
 from atlas.storage.writer import run_op
 from atlas.storage.writes import set_review_status
 from atlas.training_data.filters import SessionFilters, where_clause
@@ -77,10 +77,7 @@ class ReviewResult:
 
 _ROW_SQL = (
     "SELECT s.id AS session_id, s.created_at, s.status, s.review_status, "
-    "CASE WHEN jsonb_typeof(s.reward_stats -> 'score') = 'number' "
-    f"THEN {reward_score('s')} END AS reward, "
-    "CASE WHEN jsonb_typeof(s.reward_stats -> 'uncertainty') = 'number' "
-    "THEN (s.reward_stats ->> 'uncertainty')::float END AS uncertainty, "
+    f"{reward_number('s')} AS reward, {reward_number('s', 'uncertainty')} AS uncertainty, "
     "COALESCE(jsonb_typeof(s.metadata) = 'object' AND s.metadata -> 'drift_alert' = 'true', "
     "false) AS drift_alert, left(s.task, 200) AS task, s.review_notes AS notes "
     "FROM sessions s {where} ORDER BY s.created_at DESC, s.id DESC"
