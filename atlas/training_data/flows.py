@@ -153,8 +153,12 @@ def hidden_by_gate(conn: psycopg.Connection[Any], query: TrainingQuery) -> int:
     return sum(hidden_by_status(conn, query).values())
 
 
-def pager_flow(query: TrainingQuery, batch_size: int) -> Flow:
-    """Every page of ``query``, keyset-paged, then the gate's warning if none came back."""
+def pager_flow(query: TrainingQuery, batch_size: int, *, explain_empty: bool = True) -> Flow:
+    """Every page of ``query``, keyset-paged, then the gate's warning if none came back.
+
+    ``explain_empty=False`` skips that warning: for a later incremental run,
+    where nothing new is the usual answer and the gate is not to blame.
+    """
     returned = 0
     cursor: Cursor | None = None
     for size, offset in query.pages(batch_size):
@@ -168,7 +172,7 @@ def pager_flow(query: TrainingQuery, batch_size: int) -> Flow:
         cursor = page.cursor
         if cursor is None:
             break
-    if not returned:
+    if not returned and explain_empty:
         _report([], (yield hidden_plan(query)), query)
 
 

@@ -330,7 +330,9 @@ def iter_new_sessions(
             selection["session_ids"] = run.session_ids
         query = TrainingQuery.build(config=cfg, **selection)  # type: ignore[arg-type]
         written: list[int] = []
-        for page in run_flow(conn, pager_flow(query, size)):
+        # A later run that finds nothing new is the usual case, not the gate's doing.
+        explain = run.session_ids is None
+        for page in run_flow(conn, pager_flow(query, size, explain_empty=explain)):
             for trace in page:
                 yield trace
                 if trace.session_id is not None:

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from busy_database import writers_and_reviewers
 
-from atlas.errors import ConfigError, InvalidFilter
+from atlas.errors import ConfigError, InvalidFilter, ReviewGateWarning
 from atlas.storage import seed_sessions
 from atlas.training_data import get_training_sessions, iter_new_sessions, review_sessions
 from atlas.training_data.incremental import IdRanges
@@ -55,6 +55,23 @@ def test_an_interrupted_run_changes_no_state(db_url: str, tmp_path: Path) -> Non
     stream.close()  # stopped after one session
     assert state.read_bytes() == before
     assert sorted(_ids(db_url, state)) == [6, 7, 8] and len(first) == 5
+
+
+def test_a_later_run_with_only_gated_news_is_quiet_but_a_first_run_explains(
+    db_url: str, tmp_path: Path
+) -> None:
+    state = tmp_path / "state.json"
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        seed_sessions(conn, 2, seed=6)
+        conn.execute("UPDATE sessions SET review_status = 'quarantined'")
+        with pytest.warns(ReviewGateWarning, match="2 quarantined"):
+            assert _ids(db_url, state) == []
+        seed_sessions(conn, 2, seed=7)
+        conn.execute("UPDATE sessions SET review_status = 'quarantined' WHERE id > 2")
+        # Nothing new is eligible: the usual answer for a nightly run, so no warning.
+        assert _ids(db_url, state) == []
+        review_sessions(conn, "approved", session_ids=[3], reviewer="r")
+        assert _ids(db_url, state) == [3]
 
 
 def test_five_runs_under_concurrent_writers_and_reviewers_equal_one_full_export(
