@@ -8,6 +8,9 @@ connection itself (``db_url`` a URL or None) it reads one consistent snapshot
 Output appears under its name only when complete, and not at all when no
 record was produced: the summary then says whether the review gate hid
 sessions (``hidden_by_gate``), as :func:`~atlas.training_data.export.export_jsonl`'s does.
+``redact`` rewrites every record before it is written, and ``manifest`` writes
+``<output>.manifest.json`` beside the file, as for JSONL exports (see
+:mod:`atlas.training_data.redact` and :mod:`atlas.training_data.manifest`).
 
 For a JSONL file as the source, use the iterator functions directly, e.g.
 ``write_jsonl(iter_preference_records(iter_runtime_traces(path)), "pairs.jsonl")``.
@@ -20,8 +23,8 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import orjson
 from typing_extensions import Unpack
@@ -34,9 +37,17 @@ from atlas.storage import Database
 from atlas.training_data import TrainingFilters, TrainingQuery, paginate_sessions_sync
 from atlas.training_data.export import ExportProgress, ExportSummary
 from atlas.training_data.flows import hidden_by_gate
+from atlas.training_data.incremental import IdRanges
+from atlas.training_data.manifest import (
+    ManifestRecords,
+    manifest_body,
+    parquet_records,
+    write_manifest,
+)
 from atlas.training_data.output import SafeOutput
+from atlas.training_data.redact import Redactor
 from atlas.training_data.targets import connection
-from trainers.columns import DEFAULT_ROW_GROUP_SIZE, iter_rows
+from trainers.columns import DEFAULT_ROW_GROUP_SIZE, iter_rows, records_from_sessions
 from trainers.preferences import GroupBy, iter_grpo_records, iter_preference_records
 
 __all__ = ["TrainingExportSummary", "export_dpo", "export_grpo", "export_parquet", "write_jsonl"]
@@ -62,6 +73,7 @@ class _Tally:
     steps: int = 0
     events: int = 0
     damaged: int = 0
+    session_ids: list[int] = field(default_factory=list)
 
 
 def write_jsonl(
@@ -79,10 +91,15 @@ def write_jsonl(
         return _write_lines(records, sink)
 
 
-def _write_lines(records: Iterable[Mapping[str, Any]], sink: SafeOutput) -> int:
+def _write_lines(
+    records: Iterable[Mapping[str, Any]], sink: SafeOutput, hashes: ManifestRecords | None = None
+) -> int:
     count = 0
     for record in records:
-        sink.write(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
+        line = orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
+        sink.write(line)
+        if hashes is not None:
+            hashes.add_next(line)
         count += 1
     return count
 
@@ -127,6 +144,8 @@ def _sessions(
                 else trace.trajectory_event_count
             )
             tally.damaged += bool(trace.load_warnings)
+            if trace.session_id is not None:
+                tally.session_ids.append(trace.session_id)
             yield trace
         if on_progress is not None:
             elapsed = time.perf_counter() - started
@@ -139,6 +158,17 @@ def _skip_events(filters: TrainingFilters) -> None:
     filters.setdefault("include_learning_data", False)
 
 
+class _Sink(Protocol):
+    bytes_written: int
+
+    def commit(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+Records = Iterator[Mapping[str, Any]]
+
+
 def _export(
     output: str,
     db_url: Any,
@@ -149,28 +179,55 @@ def _export(
     filters: TrainingFilters,
     on_progress: Progress | None,
     open_output: Callable[[], Any],
-    write: Callable[[Any, Iterator[AtlasSessionTrace]], int],
+    records: Callable[[Iterator[AtlasSessionTrace]], Records],
+    write: Callable[[Any, Records, ManifestRecords | None], int],
+    options: dict[str, Any],
+    redact: Redactor | None,
+    manifest: bool,
 ) -> TrainingExportSummary:
+    """Read, make ``records``, redact them, ``write`` them; then the manifest.
+
+    ``write`` gets the sink, the records and, for a line format with a
+    manifest, the hashes to fill; Parquet rows are hashed from the file.
+    """
     cfg = _config(config)
     query = TrainingQuery.build(config=cfg, **filters)  # bad filters fail before any I/O
     started = time.perf_counter()
     tally = _Tally()
-    sink = open_output()  # an unwritable output fails before the database is touched
+    sink: _Sink = open_output()  # an unwritable output fails before the database is touched
+    manifest = manifest and output != "-"
+    lines = ManifestRecords(key="position") if manifest and format_name != "parquet" else None
+    about: dict[str, Any] | None = None
     try:
         # The summary reports what these warnings would say, as export_jsonl does.
         with _snapshot(db_url, cfg) as target, warnings.catch_warnings():
             warnings.simplefilter("ignore", ReviewGateWarning)
             warnings.simplefilter("ignore", TraceDecodeWarning)
             sessions = _sessions(target, cfg, batch_size, filters, tally, on_progress, started)
-            records = write(sink, sessions)
+            produced = records(sessions)
+            if redact is not None:
+                produced = map(redact.redact_record, produced)  # type: ignore[arg-type]
+            count = write(sink, produced, lines)
             hidden = 0
-            if not tally.sessions:
+            if not tally.sessions or (manifest and count):
                 with connection(target, cfg) as conn:
-                    hidden = hidden_by_gate(conn, query)
-        if records:
+                    if not tally.sessions:
+                        hidden = hidden_by_gate(conn, query)
+                    if manifest and count:
+                        about = manifest_body(conn, dict(filters), query.gate)
+        if count:
             sink.commit()
         else:
             sink.abort()
+        if about is not None:
+            source = IdRanges()
+            source.update(tally.session_ids)
+            counts = {"sessions": tally.sessions, "steps": tally.steps, "events": tally.events,
+                      "records": count}  # fmt: skip
+            body = {**about, "format": format_name, "counts": counts, "options": options,
+                    "source_sessions": source.to_json(),
+                    "redaction": redact.report if redact is not None else None}  # fmt: skip
+            write_manifest(output, body, lines if lines is not None else parquet_records(output))
     except BaseException:
         sink.abort()
         raise
@@ -179,13 +236,14 @@ def _export(
         sessions=tally.sessions,
         steps=tally.steps,
         events=tally.events,
-        bytes_written=sink.bytes_written if records else 0,
+        bytes_written=sink.bytes_written if count else 0,
         seconds=time.perf_counter() - started,
         gate=query.gate,
         hidden_by_gate=hidden,
         damaged_sessions=tally.damaged,
+        redaction=redact.report if redact is not None else None,
         format=format_name,
-        records=records,
+        records=count,
     )
 
 
@@ -199,6 +257,8 @@ def export_parquet(
     row_group_size: int = DEFAULT_ROW_GROUP_SIZE,
     compression: str = "zstd",
     on_progress: Progress | None = None,
+    redact: Redactor | None = None,
+    manifest: bool = False,
     **filters: Unpack[TrainingFilters],
 ) -> TrainingExportSummary:
     """Write matching sessions as a Parquet table of ``kind`` records (default: RL records).
@@ -206,6 +266,7 @@ def export_parquet(
     ``kind`` is ``rl``, ``flat``, ``sessions``, ``grpo`` or ``dpo`` (the last
     two with default grouping; see :mod:`trainers.columns` for the columns).
     Streams page by page into row groups of ``row_group_size`` rows.
+    ``redact`` and ``manifest`` work as for every export here (module docs).
     Raises :class:`~atlas.training_data.output.OutputError` (before reading)
     when ``output`` cannot be written, :class:`~atlas.errors.InvalidFilter`
     for bad filters.
@@ -226,7 +287,11 @@ def export_parquet(
         open_output=lambda: ParquetOutput(
             output, kind=kind, row_group_size=row_group_size, compression=compression
         ),
-        write=lambda sink, sessions: sink.write_rows(iter_rows(sessions, kind)),
+        records=lambda sessions: records_from_sessions(sessions, kind),
+        write=lambda sink, records, _: sink.write_rows(iter_rows(records, kind)),
+        options={"kind": kind, "row_group_size": row_group_size, "compression": compression},
+        redact=redact,
+        manifest=manifest,
     )
 
 
@@ -240,6 +305,8 @@ def export_grpo(
     batch_size: int = 100,
     compression_level: int | None = None,
     on_progress: Progress | None = None,
+    redact: Redactor | None = None,
+    manifest: bool = False,
     **filters: Unpack[TrainingFilters],
 ) -> TrainingExportSummary:
     """Write GRPO groups as JSONL, one group per line (see :meth:`GrpoGroup.to_record`).
@@ -259,9 +326,11 @@ def export_grpo(
         filters=filters,
         on_progress=on_progress,
         open_output=lambda: SafeOutput(output, compression_level=compression_level),
-        write=lambda sink, sessions: _write_lines(
-            iter_grpo_records(sessions, by=by, min_group_size=min_group_size), sink
-        ),
+        records=lambda sessions: iter_grpo_records(sessions, by=by, min_group_size=min_group_size),
+        write=lambda sink, records, hashes: _write_lines(records, sink, hashes),
+        options={"by": by, "min_group_size": min_group_size},
+        redact=redact,
+        manifest=manifest,
     )
 
 
@@ -275,6 +344,8 @@ def export_dpo(
     batch_size: int = 100,
     compression_level: int | None = None,
     on_progress: Progress | None = None,
+    redact: Redactor | None = None,
+    manifest: bool = False,
     **filters: Unpack[TrainingFilters],
 ) -> TrainingExportSummary:
     """Write DPO preference pairs as JSONL, one pair per line (``prompt``, ``chosen``, ...).
@@ -294,7 +365,9 @@ def export_dpo(
         filters=filters,
         on_progress=on_progress,
         open_output=lambda: SafeOutput(output, compression_level=compression_level),
-        write=lambda sink, sessions: _write_lines(
-            iter_preference_records(sessions, min_margin=min_margin, by=by), sink
-        ),
+        records=lambda sessions: iter_preference_records(sessions, min_margin=min_margin, by=by),
+        write=lambda sink, records, hashes: _write_lines(records, sink, hashes),
+        options={"by": by, "min_margin": min_margin},
+        redact=redact,
+        manifest=manifest,
     )

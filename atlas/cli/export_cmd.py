@@ -120,10 +120,7 @@ _NAMES = re.compile(
 FORMAT_FLAGS: dict[str, tuple[str, ...]] = {
     "events_in_metadata": ("jsonl",),
     "snapshot": ("jsonl",),
-    "redact": ("jsonl",),
     "state": ("jsonl",),
-    "no_manifest": ("jsonl",),
-    "redact_config": ("jsonl",),
     "compression_level": ("jsonl", "grpo", "dpo"),
     "records": ("parquet",),
     "group_by": ("grpo", "dpo"),
@@ -173,7 +170,7 @@ def _exporter(args: argparse.Namespace) -> tuple[Callable[..., ExportSummary], d
             snapshot=args.snapshot,
             redact=_redactor(args),
             state=args.state,
-            manifest=args.no_manifest is None and args.output != "-",
+            manifest=_manifest_wanted(args),
         )
     try:
         from trainers import exports
@@ -184,19 +181,31 @@ def _exporter(args: argparse.Namespace) -> tuple[Callable[..., ExportSummary], d
     except ImportError as exc:  # pyarrow/datasets are the `train` extra
         module = (exc.name or "pyarrow").split(".")[0]
         raise MissingExtra.for_module(module, needed_for=f"--format {args.format}") from None
+    common = _given(redact=_redactor(args), manifest=_manifest_wanted(args))
     if args.format == "parquet":
-        return exports.export_parquet, _given(kind=args.records)
+        return exports.export_parquet, {**common, **_given(kind=args.records)}
     if args.format == "grpo":
-        return exports.export_grpo, _given(
+        return exports.export_grpo, {
+            **common,
+            **_given(
+                by=args.group_by,
+                min_group_size=args.min_group_size,
+                compression_level=args.compression_level,
+            ),
+        }
+    return exports.export_dpo, {
+        **common,
+        **_given(
             by=args.group_by,
-            min_group_size=args.min_group_size,
+            min_margin=args.min_margin,
             compression_level=args.compression_level,
-        )
-    return exports.export_dpo, _given(
-        by=args.group_by,
-        min_margin=args.min_margin,
-        compression_level=args.compression_level,
-    )
+        ),
+    }
+
+
+def _manifest_wanted(args: argparse.Namespace) -> bool:
+    """A manifest beside every file unless ``--no-manifest`` (none for stdout)."""
+    return args.no_manifest is None and args.output != "-"
 
 
 def _redactor(args: argparse.Namespace) -> Redactor | None:
@@ -404,7 +413,7 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-manifest", action="store_true", default=None,
         help="do not write OUTPUT.manifest.json beside the file (versions, filters, gate, "
-        "snapshot, counts, hashes; see arc-atlas verify); jsonl only",
+        "snapshot, counts, hashes; see arc-atlas verify)",
     )  # fmt: skip
     parser.add_argument(
         "--state", metavar="FILE",
@@ -419,12 +428,12 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--redact", action="store_true", default=None,
         help="replace secrets and personal data (keys, tokens, passwords in URLs, emails, "
-        "phone, card numbers, IP addresses) with consistent placeholders; jsonl only",
+        "phone, card numbers, IP addresses) with consistent placeholders",
     )  # fmt: skip
     parser.add_argument(
         "--redact-config", metavar="FILE",
         help="YAML file adding redaction rules or disabling built-in ones (implies --redact; "
-        "see docs/redaction.md); jsonl only",
+        "see docs/redaction.md)",
     )  # fmt: skip
     parser.add_argument(
         "--compression-level", type=int, metavar="N",

@@ -32,8 +32,8 @@ from atlas.training_data.assembly import LoadOptions, PageRows, assemble_records
 from atlas.training_data.drivers import drive
 from atlas.training_data.filters import SessionFilters, whole_number
 from atlas.training_data.flows import hidden_by_gate
-from atlas.training_data.incremental import IncrementalRun, start_run
-from atlas.training_data.manifest import ManifestRecords, write_manifest
+from atlas.training_data.incremental import start_run
+from atlas.training_data.manifest import ManifestRecords, manifest_body, write_manifest
 from atlas.training_data.output import SafeOutput
 from atlas.training_data.plan import Cursor, ids_plan, rows_plan
 from atlas.training_data.query import TrainingFilters, TrainingQuery
@@ -138,34 +138,6 @@ def _default(value: Any) -> Any:
     if isinstance(value, Decimal):
         return orjson.Fragment(str(value))
     raise TypeError(f"Type is not JSON serializable: {type(value).__name__}")
-
-
-def _manifest_body(
-    conn: psycopg.Connection[Any],
-    filters: dict[str, Any],
-    query: TrainingQuery,
-    run: IncrementalRun | None,
-) -> dict[str, Any]:
-    """What a manifest records of the export itself, read in the export's transaction."""
-    from atlas import __version__
-    from atlas.storage.migrate import schema_status
-
-    row = conn.execute("SELECT now(), pg_current_snapshot()::text").fetchone()
-    assert row is not None
-    taken_at, snapshot = row
-    statuses = query.gate.statuses
-    return {
-        "arc_atlas_version": __version__,
-        "schema_version": schema_status(conn).current_version,
-        "filters": {k: v for k, v in filters.items() if v is not None},
-        "review_gate": list(statuses) if statuses is not None else "all",
-        "snapshot": {"taken_at": taken_at, "snapshot": snapshot},
-        "watermark": (
-            {"from": run.state.snapshot, "to": run.snapshot, "runs_before": run.state.runs}
-            if run is not None
-            else None
-        ),
-    }
 
 
 def encode_line(record: dict[str, Any]) -> bytes:
@@ -373,7 +345,9 @@ def export_jsonl(
                 query = replace(query, filters=replace(query.filters, session_ids=tuple(new)))
             written: list[int] = []
             hashes = ManifestRecords() if manifest and output != "-" else None
-            about = _manifest_body(conn, dict(filters), query, run) if hashes is not None else None
+            about = (
+                manifest_body(conn, dict(filters), query.gate, run) if hashes is not None else None
+            )
             readers = min(workers, room)
             pages = _PageFetcher(conn, spawn, query, options, batch_size, readers, snapshot)
             writer = _Writer(sink)
@@ -428,7 +402,7 @@ def export_jsonl(
                 "trajectory_event_limit": options.trajectory_event_limit,
                 "compression_level": compression_level,
             }
-            body = {**about, "counts": counts, "options": options_used,
+            body = {**about, "format": "jsonl", "counts": counts, "options": options_used,
                     "redaction": redact.report if redact is not None else None}  # fmt: skip
             write_manifest(output, body, hashes)
         if run is not None and prepared is not None:

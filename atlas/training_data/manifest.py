@@ -1,11 +1,19 @@
 """Export manifests: what produced a training file, and proof that it is still that file.
 
-``arc-atlas export`` writes ``<output>.manifest.json`` beside every JSONL file
-(``--no-manifest`` turns it off). It records the arc-atlas and schema
-versions, the filters and the resolved review gate, the snapshot the export
-read in (its time and, for an incremental export, the watermark range), the
-counts of sessions, steps and events, the sha256 of the file, a sha256 per
-record with their Merkle root, and the redaction report.
+``arc-atlas export`` writes ``<output>.manifest.json`` beside every file it
+writes, whatever the ``--format`` (``--no-manifest`` turns it off). It records
+the arc-atlas and schema versions, the format and its options, the filters
+and the resolved review gate, the snapshot the export read in (its time and,
+for an incremental export, the watermark range), the counts of sessions,
+steps, events and records, the sha256 of the file, a sha256 per record with
+their Merkle root, and the redaction report.
+
+A record is a line of a JSONL file (a session, a GRPO group, a DPO pair),
+hashed as written, or a row of a Parquet file, hashed as canonical JSON
+(sorted keys) of the row as read back. Session records are listed by
+session id; groups, pairs and rows by position, and the manifest then also
+lists the sessions they were made from (``source_sessions``), so that the
+database check can make them again.
 
 :func:`verify_manifest` (``arc-atlas verify MANIFEST``) checks a file against
 its manifest and names the first record that differs; given a database, it
@@ -17,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,15 +33,19 @@ from typing import Any
 import orjson
 
 from atlas.errors import ConfigError
+from atlas.training_data.incremental import IdRanges, IncrementalRun
 from atlas.training_data.output import open_decompressed, place_file, stage_file
+from atlas.training_data.review_gate import ReviewGate
 
 __all__ = [
     "MANIFEST_SUFFIX",
     "MANIFEST_VERSION",
     "ManifestRecords",
     "VerifyResult",
+    "manifest_body",
     "manifest_path",
     "merkle_root",
+    "parquet_records",
     "record_hash",
     "verify_manifest",
     "write_manifest",
@@ -41,6 +53,8 @@ __all__ = [
 
 MANIFEST_VERSION = 1
 MANIFEST_SUFFIX = ".manifest.json"
+# The formats a manifest may describe (a manifest without "format" is a JSONL session export).
+FORMATS = ("jsonl", "parquet", "grpo", "dpo")
 
 
 def manifest_path(output: str | os.PathLike[str]) -> Path:
@@ -74,16 +88,79 @@ def merkle_root(leaves: Sequence[bytes]) -> str:
     return level[0].hex()
 
 
+# How each record is hashed, by whether the file holds lines or Parquet rows.
+_LINE_HASH = (
+    "sha256 of 0x00 + the line, newline included; root: sha256(0x01 + left + right) per pair, "
+    "an odd last node carried up"
+)
+_ROW_HASH = (
+    "sha256 of 0x00 + the row read back as JSON with sorted keys and a newline; root: "
+    "sha256(0x01 + left + right) per pair, an odd last node carried up"
+)
+
+
 @dataclass
 class ManifestRecords:
-    """The records of an export in file order: session ids and line hashes."""
+    """The records of an export in file order: a key and a hash each.
 
-    session_ids: list[int] = field(default_factory=list)
+    ``key`` says what identifies a record: ``session_id`` (a session export)
+    or ``position`` (groups, pairs and table rows, counted from 1).
+    """
+
+    key: str = "session_id"
+    keys: list[int] = field(default_factory=list)
     hashes: list[bytes] = field(default_factory=list)
 
-    def add(self, session_id: int, line: bytes) -> None:
-        self.session_ids.append(session_id)
+    def add(self, key: int, line: bytes) -> None:
+        self.keys.append(key)
         self.hashes.append(record_hash(line))
+
+    def add_next(self, line: bytes) -> None:
+        """Add a record identified by its position."""
+        self.add(len(self.keys) + 1, line)
+
+
+def _row_line(row: dict[str, Any]) -> bytes:
+    return orjson.dumps(row, default=str, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
+
+
+def parquet_records(path: str | os.PathLike[str]) -> ManifestRecords:
+    """The rows of a Parquet file as manifest records, read back batch by batch."""
+    import pyarrow.parquet as pq
+
+    records = ManifestRecords(key="position")
+    with pq.ParquetFile(path) as table:
+        for batch in table.iter_batches(batch_size=1024):
+            for row in batch.to_pylist():
+                records.add_next(_row_line(row))
+    return records
+
+
+def manifest_body(
+    conn: Any,
+    filters: dict[str, Any],
+    gate: ReviewGate,
+    run: IncrementalRun | None = None,
+) -> dict[str, Any]:
+    """What a manifest records of the export itself, read in the export's transaction."""
+    from atlas import __version__
+    from atlas.storage.migrate import schema_status
+
+    row = conn.execute("SELECT now(), pg_current_snapshot()::text").fetchone()
+    assert row is not None
+    taken_at, snapshot = row
+    return {
+        "arc_atlas_version": __version__,
+        "schema_version": schema_status(conn).current_version,
+        "filters": {k: v for k, v in filters.items() if v is not None},
+        "review_gate": list(gate.statuses) if gate.statuses is not None else "all",
+        "snapshot": {"taken_at": taken_at, "snapshot": snapshot},
+        "watermark": (
+            {"from": run.state.snapshot, "to": run.snapshot, "runs_before": run.state.runs}
+            if run is not None
+            else None
+        ),
+    }
 
 
 def _file_sha256(path: Path) -> str:
@@ -102,13 +179,11 @@ def write_manifest(output: str, body: dict[str, Any], records: ManifestRecords) 
         **body,
         "output": {"file": Path(output).name, "sha256": _file_sha256(Path(output))},
         "records": {
-            "count": len(records.session_ids),
+            "count": len(records.keys),
+            "key": records.key,
             "merkle_root": merkle_root(records.hashes),
-            "hash": "sha256 of 0x00 + the line, newline included; root: sha256(0x01 + left + "
-            "right) per pair, an odd last node carried up",
-            "items": [
-                [sid, h.hex()] for sid, h in zip(records.session_ids, records.hashes, strict=True)
-            ],
+            "hash": _ROW_HASH if body.get("format") == "parquet" else _LINE_HASH,
+            "items": [[key, h.hex()] for key, h in zip(records.keys, records.hashes, strict=True)],
         },
     }
     data = orjson.dumps(payload, default=str, option=orjson.OPT_INDENT_2)
@@ -137,6 +212,8 @@ def load_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
         data = orjson.loads(target.read_bytes())
         if not isinstance(data, dict) or data.get("manifest_version") != MANIFEST_VERSION:
             raise ValueError("not an arc-atlas export manifest")
+        if data.get("format", "jsonl") not in FORMATS:
+            raise ValueError(f"unknown format {data['format']!r}")
         data["records"]["items"]
         data["output"]["file"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -149,17 +226,32 @@ def _lines(path: Path) -> Iterable[bytes]:
         yield from handle
 
 
-def _compare(expected: list[list[Any]], found: list[tuple[int, bytes]], where: str) -> list[str]:
+def _file_records(path: Path, data: dict[str, Any]) -> ManifestRecords:
+    """The records of the file a manifest describes, keyed as the manifest keys them."""
+    if data.get("format") == "parquet":
+        return parquet_records(path)
+    records = ManifestRecords(key=data["records"].get("key", "session_id"))
+    for line in _lines(path):
+        if records.key == "session_id":
+            records.add(int(orjson.loads(line)["session_id"]), line)
+        else:
+            records.add_next(line)
+    return records
+
+
+def _compare(expected: list[list[Any]], found: ManifestRecords, where: str) -> list[str]:
     problems = []
-    if len(found) != len(expected):
+    if len(found.keys) != len(expected):
         problems.append(
-            f"{where} holds {len(found):,} records; the manifest lists {len(expected):,}."
+            f"{where} holds {len(found.keys):,} records; the manifest lists {len(expected):,}."
         )
-    for index, ((sid, digest), (got_sid, got)) in enumerate(zip(expected, found, strict=False)):
-        if int(sid) != got_sid or digest != got.hex():
+    pairs = zip(expected, found.keys, found.hashes, strict=False)
+    for index, ((key, digest), got_key, got) in enumerate(pairs):
+        if int(key) != got_key or digest != got.hex():
+            which = f" (session {key})" if found.key == "session_id" else ""
             problems.append(
-                f"record {index + 1} (session {sid}) differs in {where}"
-                + (f": found session {got_sid} there." if int(sid) != got_sid else ".")
+                f"record {index + 1}{which} differs in {where}"
+                + (f": found session {got_key} there." if int(key) != got_key else ".")
             )
             break
     return problems
@@ -185,8 +277,12 @@ def verify_manifest(
         problems.append(
             f"{output.name}: its sha256 differs from the manifest's (the file changed)."
         )
-    found = [(int(orjson.loads(line)["session_id"]), record_hash(line)) for line in _lines(output)]
-    if merkle_root([h for _, h in found]) != data["records"]["merkle_root"]:
+    try:
+        found = _file_records(output, data)
+    except Exception as exc:
+        problems.append(f"{output.name} cannot be read as its manifest's records ({exc}).")
+        return VerifyResult(manifest_file, len(items), problems)
+    if merkle_root(found.hashes) != data["records"]["merkle_root"]:
         problems += _compare(items, found, output.name) or [
             f"{output.name}: the records' Merkle root differs from the manifest's."
         ]
@@ -200,13 +296,15 @@ def verify_manifest(
 def _against_database(
     data: dict[str, Any], items: list[list[Any]], db_url: Any, config: Any
 ) -> list[str]:
-    from atlas.training_data.export import export_jsonl
-
     if data.get("redaction") is not None:
         return [
             "This export was redacted: the database holds the values before redaction, so it "
             "cannot be compared record by record."
         ]
+    if data.get("format", "jsonl") != "jsonl":
+        return _derived_against_database(data, items, db_url, config)
+    from atlas.training_data.export import export_jsonl
+
     ids = [int(sid) for sid, _ in items]
     if not ids:
         return []
@@ -239,5 +337,65 @@ def _against_database(
         problems.append(
             f"the database would now write {len(changed):,} record(s) differently (first: "
             f"session {changed[0]})."
+        )
+    return problems
+
+
+# What the database check passes on from a derived export's filters: how sessions were loaded.
+_LOADING = ("include_trajectory_events", "include_learning_data", "trajectory_event_limit")
+
+
+def _derived_against_database(
+    data: dict[str, Any], items: list[list[Any]], db_url: Any, config: Any
+) -> list[str]:
+    """Make the groups, pairs or rows again from the manifest's source sessions, and compare."""
+    from trainers import exports
+
+    source = IdRanges(data.get("source_sessions") or [])
+    ids = [i for first, last in source.to_json() for i in range(first, last + 1)]
+    if not ids:
+        return []
+    exporters: dict[str, Callable[..., Any]] = {
+        "parquet": exports.export_parquet,
+        "grpo": exports.export_grpo,
+        "dpo": exports.export_dpo,
+    }
+    export = exporters[data["format"]]
+    loading = {k: v for k, v in (data.get("filters") or {}).items() if k in _LOADING}
+    with tempfile.TemporaryDirectory(prefix="atlas-verify-") as folder:
+        again = Path(folder) / ("again.parquet" if data["format"] == "parquet" else "again.jsonl")
+        summary = export(
+            str(again),
+            db_url,
+            config=config,
+            session_ids=ids,
+            include_all_review_statuses=True,
+            manifest=False,
+            **(data.get("options") or {}),
+            **loading,
+        )
+        found = (
+            _file_records(again, {"format": data["format"], "records": {"key": "position"}})
+            if again.exists()
+            else ManifestRecords(key="position")
+        )
+    problems = []
+    if summary.sessions != len(ids):
+        problems.append(
+            f"the database no longer holds {len(ids) - summary.sessions:,} of the "
+            f"{len(ids):,} sessions the records were made from."
+        )
+    expected = [digest for _, digest in items]
+    now = [h.hex() for h in found.hashes]
+    if now != expected:
+        first = next(
+            (i for i, (a, b) in enumerate(zip(expected, now, strict=False)) if a != b),
+            min(len(expected), len(now)),
+        )
+        problems.append(
+            f"the database would now make {len(now):,} record(s) where the file has "
+            f"{len(expected):,}, differing from record {first + 1} on."
+            if len(now) != len(expected)
+            else f"the database would now write record {first + 1} (of {len(now):,}) differently."
         )
     return problems

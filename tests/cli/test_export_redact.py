@@ -137,8 +137,13 @@ def test_bad_config_is_one_line_rc_2_and_no_file(cli, planted, tmp_path):
     assert list(tmp_path.glob("never*")) == []
 
 
-def test_redact_is_for_jsonl_only(cli, planted, tmp_path):
+def test_state_stays_jsonl_only_while_redaction_takes_every_format(cli, planted, tmp_path):
     url, _ = planted
-    result = _export(cli, url, tmp_path / "x.parquet", "--redact", "--format", "parquet")
+    result = _export(cli, url, tmp_path / "x.parquet", "--state", str(tmp_path / "s.json"),
+                     "--format", "parquet")  # fmt: skip
     assert result.returncode == 2
-    assert "--redact does not apply to --format parquet" in result.stderr
+    assert "--state does not apply to --format parquet" in result.stderr
+    out = tmp_path / "y.parquet"
+    result = _export(cli, url, out, "--redact", "--format", "parquet", "--records", "flat")
+    assert result.returncode == 0, result.stderr
+    assert EMAIL.encode() not in out.read_bytes() and "Redacted " in result.stderr
