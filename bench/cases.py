@@ -155,7 +155,9 @@ def _export(dataset: Dataset) -> Measurement:
         return Measurement(summary.seconds, summary.sessions, summary.bytes_written)
 
 
-def _export_redacted(dataset: Dataset, every_record: bool = False) -> Measurement:
+def _export_redacted(
+    dataset: Dataset, every_record: bool = False, expect_replacements: bool = False
+) -> Measurement:
     """The export case with the built-in redaction rules (issue 12: at most 1.25x its time).
 
     ``every_record`` switches the per-line trigger off, so every record is walked
@@ -175,7 +177,38 @@ def _export_redacted(dataset: Dataset, every_record: bool = False) -> Measuremen
         summary = export_jsonl(
             target, dataset.url, include_all_review_statuses=True, redact=redactor
         )
+        assert redactor.total > 0 or not expect_replacements, "nothing planted was found"
         return Measurement(summary.seconds, summary.sessions, summary.bytes_written)
+
+
+# Appended to the step traces of one session in ten by the planted redaction case.
+PLANTED = (
+    " contact jane.doe@example.com, key AKIAQWERTYUIOPASDFGH from 203.0.113.77, "
+    "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjMifQ.c2lnbmF0dXJlMTIz"
+)
+
+
+def _export_redacted_planted(dataset: Dataset) -> Measurement:
+    """The redacted export when one session in ten carries secrets in its step traces.
+
+    The secrets are appended for the measurement and cut off again afterwards,
+    so the data set is unchanged for other cases.
+    """
+    import psycopg
+
+    where = "session_id %% 10 = 0 AND trace IS NOT NULL"
+    with psycopg.connect(dataset.url, autocommit=True) as conn:
+        conn.execute(f"UPDATE step_results SET trace = trace || %s WHERE {where}", (PLANTED,))
+    try:
+        measured = _export_redacted(dataset, expect_replacements=True)
+    finally:
+        with psycopg.connect(dataset.url, autocommit=True) as conn:
+            conn.execute(
+                "UPDATE step_results SET trace = left(trace, length(trace) - length(%s)) "
+                f"WHERE {where} AND right(trace, length(%s)) = %s",
+                (PLANTED, PLANTED, PLANTED),
+            )
+    return measured
 
 
 def _export_incremental(dataset: Dataset) -> Measurement:
@@ -346,6 +379,9 @@ CASES: dict[str, Case] = {
     "  ... redact: every record walked (worst case; ratio as above)": Case(
         lambda d: _export_redacted(d, every_record=True),
         "export: arc-atlas JSONL, whole table, all statuses",
+    ),
+    "  ... redact: one session in ten carries planted secrets (ratio as above)": Case(
+        _export_redacted_planted, "export: arc-atlas JSONL, whole table, all statuses"
     ),
     "  ... incremental: --state run after 1% became eligible (ratio: full time / this)": Case(
         _export_incremental, "export: arc-atlas JSONL, whole table, all statuses"
