@@ -41,9 +41,10 @@ def register(
         "verify",
         help="check an export against its manifest (and, with a database, that it still "
         "writes the same records)",
-        description="Check that a JSONL export matches the OUTPUT.manifest.json its export "
-        "wrote: the file's sha256 and every record's hash. With --database-url or --config, "
-        "also export the manifest's sessions again and compare each record. Exit code 0 when "
+        description="Check that an export (JSONL, Parquet, GRPO or DPO) matches the "
+        "OUTPUT.manifest.json its export wrote: the file's sha256 and every record's hash. With "
+        "--database-url or --config, also export the manifest's sessions again and compare "
+        "each record. Exit code 0 when "
         "everything matches, 1 when something differs.",
     )
     add_connection_options(parser)
