@@ -107,10 +107,6 @@ class Insights:
 
 
 _SCORE = reward_number("s")
-_KEY = "CASE WHEN jsonb_typeof(s.metadata) = 'object' THEN s.metadata ->> 'learning_key' END"
-_DRIFT = (
-    "COALESCE(jsonb_typeof(s.metadata) = 'object' AND s.metadata -> 'drift_alert' = 'true', false)"
-)
 _QUERY = (
     "WITH base AS MATERIALIZED ("
     # learning_key and drift_alert are the columns migration 0005 derives from
