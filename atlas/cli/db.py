@@ -13,6 +13,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from atlas.cli.db_partition import add_partition_commands, events_status, top_up_lines
 from atlas.errors import InvalidFilter
 from atlas.storage import (
     MAX_RECOVER_AGE,
@@ -25,6 +26,7 @@ from atlas.storage import (
     available_migrations,
     connect,
     create_atlas_sdk_schema,
+    create_partitions_ahead,
     embedded_server,
     resolve_settings,
     schema_status,
@@ -116,17 +118,27 @@ def _upgrade(args: argparse.Namespace) -> int:
                 print(f"{settings.display_url} is up to date.")
             return 0
         applied = apply_migrations(conn, progress=_ProgressLine(), batch_size=args.batch_size)
+        # A partitioned trajectory_events gets its partitions ahead topped up too.
+        topped = top_up_lines(create_partitions_ahead(conn))
     for m in applied:
         print(f"applied {m.version:04d} {m.name}")
+    for line in topped:
+        print(line)
     latest = available_migrations()[-1].version
     print(f"{settings.display_url} is at schema version {latest}.")
     return 0
 
 
 def _row_counts(conn: Any) -> list[tuple[str, str, str]]:
+    # A partitioned table (trajectory_events after db partition-events) has
+    # neither rows nor size of its own: its partitions have them.
     rows = conn.execute(
-        "SELECT c.relname, c.reltuples::bigint, pg_size_pretty(pg_total_relation_size(c.oid)) "
-        "FROM pg_class c WHERE c.relkind = 'r' AND c.relname = ANY(%s) "
+        "SELECT c.relname, COALESCE((SELECT sum(GREATEST(l.reltuples, 0)) FROM "
+        "pg_partition_tree(c.oid) t JOIN pg_class l ON l.oid = t.relid WHERE c.relkind = 'p'), "
+        "c.reltuples)::bigint, pg_size_pretty(COALESCE((SELECT sum(pg_total_relation_size("
+        "t.relid)) FROM pg_partition_tree(c.oid) t WHERE c.relkind = 'p'), "
+        "pg_total_relation_size(c.oid))::bigint) "
+        "FROM pg_class c WHERE c.relkind IN ('r', 'p') AND c.relname = ANY(%s) "
         "AND c.relnamespace = current_schema()::regnamespace",
         (list(TABLES),),
     ).fetchall()
@@ -155,6 +167,7 @@ def _status(args: argparse.Namespace) -> int:
         version = row[0] if row else "?"
         status = schema_status(conn)
         counts = _row_counts(conn)
+        events = events_status(conn)
     origin = "embedded" if settings.embedded else settings.source
     console.print(f"Database: {settings.display_url} (from {origin})")
     console.print(f"Server:   PostgreSQL {version}")
@@ -165,6 +178,7 @@ def _status(args: argparse.Namespace) -> int:
             f"Schema:   version {status.current_version}, {len(status.pending)} migration(s) "
             "pending: run `arc-atlas db upgrade`"
         )
+    console.print(f"Events:   {events}")
     if status.modified:
         console.print(
             f"Warning:  migrations {list(status.modified)} changed since they were applied"
@@ -297,6 +311,7 @@ def register(
         "is newer is left alone",
     )
     recover.add_argument("--dry-run", action="store_true", help="list them, change nothing")
+    add_partition_commands(command, _settings)
     seed = command("seed-demo", _seed, "write synthetic sessions (for demos, tests, benchmarks)")
     seed.add_argument(
         "--sessions", type=int, default=100, metavar="N", help="how many (default 100)"

@@ -11,6 +11,21 @@ from atlas.storage.migrate import (
     available_migrations,
     schema_status,
 )
+from atlas.storage.partition import (
+    Conversion,
+    EventsLayout,
+    Retention,
+    TopUp,
+    apply_retention,
+    create_partitions_ahead,
+    events_layout,
+    partition_events,
+    retention_cutoff,
+)
+from atlas.storage.partition import DEFAULT_AHEAD as PARTITIONS_AHEAD
+from atlas.storage.partition import DEFAULT_INTERVAL as PARTITION_INTERVAL
+from atlas.storage.partition import DEFAULT_LOCK_TIMEOUT as PARTITION_LOCK_TIMEOUT
+from atlas.storage.partition import INTERVALS as PARTITION_INTERVALS
 from atlas.storage.schema import TABLES
 from atlas.storage.synthetic import SHAPES, seed_sessions
 from atlas.storage.synthetic_sdk import create_atlas_sdk_schema
@@ -26,6 +41,10 @@ from atlas.storage.writes import (
 __all__ = [
     "MAX_RECOVER_AGE",
     "MIGRATION_BATCH_SIZE",
+    "PARTITIONS_AHEAD",
+    "PARTITION_INTERVAL",
+    "PARTITION_INTERVALS",
+    "PARTITION_LOCK_TIMEOUT",
     "SESSION_STATUSES",
     "SHAPES",
     "TABLES",
@@ -33,20 +52,29 @@ __all__ = [
     "AsyncSessionWriter",
     "AttemptRecord",
     "ConnectionSettings",
+    "Conversion",
     "Database",
+    "EventsLayout",
     "MigrationProgress",
+    "Retention",
     "SessionWriter",
     "StepRecord",
+    "TopUp",
     "apply_migrations",
+    "apply_retention",
     "atlas_home",
     "available_migrations",
     "connect",
     "create_atlas_sdk_schema",
+    "create_partitions_ahead",
     "embedded_server",
     "ensure_embedded",
+    "events_layout",
     "mask_url",
+    "partition_events",
     "prepare",
     "resolve_settings",
+    "retention_cutoff",
     "schema_status",
     "seed_sessions",
     "stop_embedded",
