@@ -26,6 +26,21 @@ from atlas.storage.partition import DEFAULT_AHEAD as PARTITIONS_AHEAD
 from atlas.storage.partition import DEFAULT_INTERVAL as PARTITION_INTERVAL
 from atlas.storage.partition import DEFAULT_LOCK_TIMEOUT as PARTITION_LOCK_TIMEOUT
 from atlas.storage.partition import INTERVALS as PARTITION_INTERVALS
+from atlas.storage.partition import DEFAULT_AHEAD as PARTITIONS_AHEAD
+from atlas.storage.partition import DEFAULT_INTERVAL as PARTITION_INTERVAL
+from atlas.storage.partition import DEFAULT_LOCK_TIMEOUT as PARTITION_LOCK_TIMEOUT
+from atlas.storage.partition import INTERVALS as PARTITION_INTERVALS
+from atlas.storage.partition import (
+    Conversion,
+    EventsLayout,
+    Retention,
+    TopUp,
+    apply_retention,
+    create_partitions_ahead,
+    events_layout,
+    partition_events,
+    retention_cutoff,
+)
 from atlas.storage.schema import TABLES
 from atlas.storage.synthetic import SHAPES, seed_sessions
 from atlas.storage.synthetic_sdk import create_atlas_sdk_schema
@@ -45,6 +60,10 @@ __all__ = [
     "PARTITION_INTERVAL",
     "PARTITION_INTERVALS",
     "PARTITION_LOCK_TIMEOUT",
+    "PARTITIONS_AHEAD",
+    "PARTITION_INTERVAL",
+    "PARTITION_INTERVALS",
+    "PARTITION_LOCK_TIMEOUT",
     "SESSION_STATUSES",
     "SHAPES",
     "TABLES",
@@ -57,6 +76,7 @@ __all__ = [
     "EventsLayout",
     "MigrationProgress",
     "Retention",
+    "Retention",
     "SessionWriter",
     "StepRecord",
     "TopUp",
@@ -67,13 +87,17 @@ __all__ = [
     "connect",
     "create_atlas_sdk_schema",
     "create_partitions_ahead",
+    "create_partitions_ahead",
     "embedded_server",
     "ensure_embedded",
     "events_layout",
+    "events_layout",
     "mask_url",
+    "partition_events",
     "partition_events",
     "prepare",
     "resolve_settings",
+    "retention_cutoff",
     "retention_cutoff",
     "schema_status",
     "seed_sessions",
