@@ -18,6 +18,8 @@
         ├── DatabaseUnavailable (ConnectionError)  cannot connect: refused, wrong password, ...
         ├── EmbeddedServerError     the embedded PostgreSQL (pgserver) could not start or stop
         ├── PermissionDenied (PermissionError)  the role lacks a privilege: names it and the fix
+        ├── ReadOnlyDatabase        a write sent to a hot standby (or a read-only session)
+        ├── RecoveryConflict        a hot standby cancelled a read to replay the primary's changes
         ├── SchemaOutOfDate         migrations are pending: run ``arc-atlas db upgrade``
         └── StatementTimeout (TimeoutError)  a statement ran past ``statement_timeout_seconds``
 
@@ -54,7 +56,9 @@ __all__ = [
     "MissingExtra",
     "OutputError",
     "PermissionDenied",
+    "ReadOnlyDatabase",
     "RecordSchemaError",
+    "RecoveryConflict",
     "ReviewGateWarning",
     "SchemaOutOfDate",
     "SelectionChanged",
@@ -208,6 +212,28 @@ class PermissionDenied(DatabaseError, PermissionError):
         super().__init__(message)
         self.privilege = privilege
         self.role = role
+
+
+class ReadOnlyDatabase(DatabaseError):
+    """The server refused a write: it is a hot standby, or the session is read-only.
+
+    A standby replays its primary and accepts no writes: reviews, migrations
+    and writers go to the primary. ``standby`` says which case it was (None
+    when the server did not say).
+    """
+
+    def __init__(self, message: str, *, standby: bool | None = None) -> None:
+        super().__init__(message)
+        self.standby = standby
+
+
+class RecoveryConflict(DatabaseError):
+    """A hot standby cancelled a read so that it could replay the primary's changes.
+
+    The read may be run again (the next one may well pass); the message names
+    the standby settings that avoid it (``hot_standby_feedback``,
+    ``max_standby_streaming_delay``). See ``docs/replicas.md``.
+    """
 
 
 class SchemaOutOfDate(DatabaseError):

@@ -22,6 +22,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
+# `replica`: one primary + hot standby pair per test run (tests/replica.py), for any test.
+from replica import replica  # noqa: F401
+
 from atlas.storage.embedded import ensure_embedded, stop_embedded
 from atlas.storage.migrate import apply_migrations
 from atlas.storage.synthetic import seed_sessions

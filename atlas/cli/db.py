@@ -14,12 +14,13 @@ from rich.console import Console
 from rich.table import Table
 
 from atlas.cli.db_partition import add_partition_commands, events_status, top_up_lines
-from atlas.errors import InvalidFilter
+from atlas.errors import InvalidFilter, ReadOnlyDatabase
 from atlas.storage import (
     MAX_RECOVER_AGE,
     SHAPES,
     TABLES,
     ConnectionSettings,
+    ReplayStatus,
     SessionWriter,
     apply_migrations,
     atlas_home,
@@ -28,6 +29,8 @@ from atlas.storage import (
     create_atlas_sdk_schema,
     create_partitions_ahead,
     embedded_server,
+    is_standby,
+    replay_status,
     resolve_settings,
     schema_status,
     seed_sessions,
@@ -117,6 +120,13 @@ def _upgrade(args: argparse.Namespace) -> int:
             if not pending:
                 print(f"{settings.display_url} is up to date.")
             return 0
+        if is_standby(conn):
+            raise ReadOnlyDatabase(
+                f"Database at {settings.display_url} is a hot standby, which takes no "
+                "migrations: run `arc-atlas db upgrade --database-url PRIMARY` against its "
+                "primary; the standby follows by replication.",
+                standby=True,
+            )
         applied = apply_migrations(conn, progress=_ProgressLine(), batch_size=args.batch_size)
         # A partitioned trajectory_events gets its partitions ahead topped up too.
         topped = top_up_lines(create_partitions_ahead(conn))
@@ -159,6 +169,18 @@ def _row_counts(conn: Any) -> list[tuple[str, str, str]]:
     return result
 
 
+def _replica_line(replay: ReplayStatus) -> str:
+    """One line on a standby: read-only, how far it has replayed, what is left to replay."""
+    parts = ["hot standby (read-only: review and upgrade on the primary)"]
+    if replay.replayed_lsn is not None:
+        parts.append(f"replayed WAL up to {replay.replayed_lsn}")
+    if replay.lag_bytes is not None:
+        parts.append(f"{replay.lag_bytes:,} bytes received but not yet replayed")
+    if replay.replayed_at is not None:
+        parts.append(f"last commit replayed {replay.replayed_at.isoformat(' ', 'seconds')}")
+    return ", ".join(parts)
+
+
 def _status(args: argparse.Namespace) -> int:
     settings = _settings(args)
     console = _out()
@@ -168,9 +190,12 @@ def _status(args: argparse.Namespace) -> int:
         status = schema_status(conn)
         counts = _row_counts(conn)
         events = events_status(conn)
+        replay = replay_status(conn)
     origin = "embedded" if settings.embedded else settings.source
     console.print(f"Database: {settings.display_url} (from {origin})")
     console.print(f"Server:   PostgreSQL {version}")
+    if replay is not None:
+        console.print(f"Replica:  {_replica_line(replay)}")
     if status.up_to_date:
         console.print(f"Schema:   version {status.current_version}, up to date")
     else:

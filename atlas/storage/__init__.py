@@ -11,21 +11,6 @@ from atlas.storage.migrate import (
     available_migrations,
     schema_status,
 )
-from atlas.storage.partition import (
-    Conversion,
-    EventsLayout,
-    Retention,
-    TopUp,
-    apply_retention,
-    create_partitions_ahead,
-    events_layout,
-    partition_events,
-    retention_cutoff,
-)
-from atlas.storage.partition import DEFAULT_AHEAD as PARTITIONS_AHEAD
-from atlas.storage.partition import DEFAULT_INTERVAL as PARTITION_INTERVAL
-from atlas.storage.partition import DEFAULT_LOCK_TIMEOUT as PARTITION_LOCK_TIMEOUT
-from atlas.storage.partition import INTERVALS as PARTITION_INTERVALS
 from atlas.storage.partition import DEFAULT_AHEAD as PARTITIONS_AHEAD
 from atlas.storage.partition import DEFAULT_INTERVAL as PARTITION_INTERVAL
 from atlas.storage.partition import DEFAULT_LOCK_TIMEOUT as PARTITION_LOCK_TIMEOUT
@@ -42,6 +27,7 @@ from atlas.storage.partition import (
     retention_cutoff,
 )
 from atlas.storage.schema import TABLES
+from atlas.storage.standby import ReplayStatus, is_standby, replay_status
 from atlas.storage.synthetic import SHAPES, seed_sessions
 from atlas.storage.synthetic_sdk import create_atlas_sdk_schema
 from atlas.storage.urls import mask_url
@@ -60,10 +46,6 @@ __all__ = [
     "PARTITION_INTERVAL",
     "PARTITION_INTERVALS",
     "PARTITION_LOCK_TIMEOUT",
-    "PARTITIONS_AHEAD",
-    "PARTITION_INTERVAL",
-    "PARTITION_INTERVALS",
-    "PARTITION_LOCK_TIMEOUT",
     "SESSION_STATUSES",
     "SHAPES",
     "TABLES",
@@ -75,7 +57,7 @@ __all__ = [
     "Database",
     "EventsLayout",
     "MigrationProgress",
-    "Retention",
+    "ReplayStatus",
     "Retention",
     "SessionWriter",
     "StepRecord",
@@ -87,17 +69,15 @@ __all__ = [
     "connect",
     "create_atlas_sdk_schema",
     "create_partitions_ahead",
-    "create_partitions_ahead",
     "embedded_server",
     "ensure_embedded",
     "events_layout",
-    "events_layout",
+    "is_standby",
     "mask_url",
     "partition_events",
-    "partition_events",
     "prepare",
+    "replay_status",
     "resolve_settings",
-    "retention_cutoff",
     "retention_cutoff",
     "schema_status",
     "seed_sessions",

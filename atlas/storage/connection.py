@@ -28,6 +28,12 @@ from psycopg.types.json import set_json_loads
 from atlas.config.database_url import ResolvedURL
 from atlas.config.models import StorageConfig
 from atlas.errors import ConfigError, DatabaseUnavailable, PermissionDenied, StatementTimeout
+from atlas.storage.standby import (
+    is_recovery_conflict,
+    read_only_error,
+    recovery_conflict_error,
+    reported_standby,
+)
 from atlas.storage.urls import invalid_url_message, mask_url
 
 __all__ = [
@@ -227,14 +233,23 @@ _PRIVILEGE_BY_KIND = {"schema": "CREATE", "sequence": "USAGE", "function": "EXEC
 
 
 def _failed_statement(exc: BaseException) -> tuple[str, str | None]:
-    """The text of the statement that raised ``exc`` and the role that sent it, if found.
+    """The text of the statement that raised ``exc`` and the role that sent it, if found."""
+    statement, conn = _failed_on(exc)
+    return statement, conn.info.user if conn is not None else None
+
+
+def _failed_on(
+    exc: BaseException,
+) -> tuple[str, psycopg.Connection[Any] | psycopg.AsyncConnection[Any] | None]:
+    """The text of the statement that raised ``exc`` and the connection that sent it, if found.
 
     psycopg does not attach the query to the error, but the cursor or
     connection that ran it is still on the traceback: its ``execute`` frame
     holds the query, and in pipeline mode (the writer) the cursor keeps its
     last query as ``_query`` (psycopg's own name, read defensively).
     """
-    statement, role = "", None
+    statement: str = ""
+    conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any] | None = None
     for frame, _ in traceback.walk_tb(exc.__traceback__):
         owner = frame.f_locals.get("self")
         query = frame.f_locals.get("query")
@@ -243,14 +258,14 @@ def _failed_statement(exc: BaseException) -> tuple[str, str | None]:
             owner = owner.connection
         if not isinstance(owner, (psycopg.Connection, psycopg.AsyncConnection)):
             continue
-        role = owner.info.user
+        conn = owner
         if isinstance(query, bytes):
             statement = query.decode("utf-8", "replace")
         elif isinstance(query, psycopg.sql.Composable):
             statement = query.as_string(None)
         elif query is not None:
             statement = str(query)
-    return statement, role
+    return statement, conn
 
 
 def describe_privilege_error(exc: pg_errors.InsufficientPrivilege, target: str) -> PermissionDenied:
@@ -279,14 +294,19 @@ def translate_errors(target: str) -> Iterator[None]:
     """Turn driver errors the caller cannot fix in code into :mod:`atlas.errors` classes.
 
     Connection failures become :class:`DatabaseUnavailable`, a statement
-    timeout :class:`StatementTimeout`, and a missing privilege (a read-only
-    role running a writer) :class:`PermissionDenied`. Usable around both sync
-    and async code: the body may contain ``await``.
+    timeout :class:`StatementTimeout`, a missing privilege (a read-only
+    role running a writer) :class:`PermissionDenied`, a write sent to a hot
+    standby :class:`ReadOnlyDatabase`, and a read cancelled by the standby's
+    replay :class:`RecoveryConflict`. Usable around both sync and async code:
+    the body may contain ``await``.
     """
     try:
         yield
     except pg_errors.InsufficientPrivilege as exc:
         raise describe_privilege_error(exc, target) from exc
+    except pg_errors.ReadOnlySqlTransaction as exc:
+        _, conn = _failed_on(exc)
+        raise read_only_error(exc, target, reported_standby(conn) if conn else None) from exc
     except pg_errors.QueryCanceled as exc:
         if "statement timeout" not in str(exc):
             # Cancelled by someone (pg_cancel_backend, Ctrl-C), not by the timeout.
@@ -298,4 +318,7 @@ def translate_errors(target: str) -> Iterator[None]:
             "(raise storage.statement_timeout_seconds, or narrow the query)."
         ) from exc
     except psycopg.OperationalError as exc:
+        # The errors a recovery conflict arrives with are all OperationalErrors.
+        if is_recovery_conflict(exc):
+            raise recovery_conflict_error(exc, target) from exc
         raise DatabaseUnavailable(describe_connect_error(exc, target)) from exc

@@ -36,6 +36,7 @@ from atlas.storage.connection import (
 )
 from atlas.storage.embedded import ensure_embedded
 from atlas.storage.migrate import check_schema, ensure_current, schema_status
+from atlas.storage.standby import is_standby
 
 __all__ = ["AsyncDatabase", "Database", "PoolOverrides", "prepare", "resolve_settings"]
 
@@ -100,7 +101,10 @@ def prepare(settings: ConnectionSettings, *, migrate: bool, check: bool = True) 
                 ensure_current(conn, settings.display_url)
         elif check:
             with translate_errors(settings.display_url):
-                check_schema(schema_status(conn), settings.display_url)
+                status = schema_status(conn)
+                # Asked only when behind: whom the message sends to `db upgrade`.
+                standby = not status.up_to_date and is_standby(conn)
+                check_schema(status, settings.display_url, standby=standby)
 
 
 def _pool_timeout_message(settings: ConnectionSettings) -> str:

@@ -40,6 +40,7 @@ from atlas.storage.normalise import (
     finish_step,
     normalise_events,
 )
+from atlas.storage.standby import is_standby
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -250,6 +251,9 @@ def ensure_current(
     status = schema_status(conn)
     if status.up_to_date:
         return ()
+    if is_standby(conn):
+        # DDL cannot run on a standby; the primary's upgrade reaches it by replication.
+        check_schema(status, target, standby=True)
     try:
         return apply_migrations(conn)
     except pg_errors.InsufficientPrivilege as exc:
@@ -273,13 +277,20 @@ def _what_is_missing(status: SchemaStatus) -> str:
     )
 
 
-def check_schema(status: SchemaStatus, target: str) -> None:
+def check_schema(status: SchemaStatus, target: str, *, standby: bool = False) -> None:
     """Raise :class:`SchemaOutOfDate` unless every shipped migration is applied.
 
-    ``target`` is the masked URL, named in the message with the command to run.
+    ``target`` is the masked URL, named in the message with the command to
+    run; on a ``standby`` the message sends the upgrade to its primary.
     """
     if status.up_to_date:
         return
+    if standby:
+        raise SchemaOutOfDate(
+            f"Database {target} {_what_is_missing(status)}, and it is a hot standby, which "
+            "takes no migrations: run `arc-atlas db upgrade --database-url PRIMARY` against its "
+            "primary; the standby follows by replication."
+        )
     raise SchemaOutOfDate(
         f"Database {target} {_what_is_missing(status)}: run `arc-atlas db upgrade "
         f"--database-url {target}` (writers apply it automatically)."

@@ -25,7 +25,6 @@ from typing import Any
 
 import orjson
 import psycopg
-from psycopg import sql
 from typing_extensions import Unpack
 
 from atlas.training_data.assembly import LoadOptions, PageRows, assemble_records
@@ -39,7 +38,12 @@ from atlas.training_data.plan import Cursor, ids_plan, rows_plan
 from atlas.training_data.query import TrainingFilters, TrainingQuery
 from atlas.training_data.redact import Redactor
 from atlas.training_data.review_gate import ReviewGate
-from atlas.training_data.snapshot import check_snapshot_id, import_snapshot
+from atlas.training_data.snapshot import (
+    check_snapshot_id,
+    import_snapshot,
+    join_snapshot,
+    share_snapshot,
+)
 from atlas.training_data.targets import ConfigArg, Spawn, SyncTarget, connections, reader_config
 
 __all__ = ["ExportProgress", "ExportSummary", "export_jsonl"]
@@ -154,8 +158,11 @@ class _PageFetcher:
 
     The matching session ids are listed page by page (keyset, ids only: cheap)
     on the main connection, which holds the export's snapshot. Each page is
-    fetched whole by a worker on its own connection that has imported that
-    snapshot, so the server assembles several pages at once while the caller
+    fetched whole by a worker on its own connection that has joined that
+    snapshot (:func:`~atlas.training_data.snapshot.join_snapshot`: the same
+    snapshot on the same server, primary or standby; on another standby of a
+    load-balanced URL, the listed ids in a snapshot taken after it), so the
+    server assembles several pages at once while the caller
     turns earlier ones into JSON; at most ``workers + 1`` pages are in flight,
     which bounds memory whatever the speed of the disk. With no second
     connection to be had, one worker reads page after page on the main
@@ -171,29 +178,24 @@ class _PageFetcher:
         options: LoadOptions,
         size: int,
         workers: int,
-        snapshot: str | None = None,
     ):
         self._conn, self._query, self._options, self._size = conn, query, options, size
         self._conns: list[psycopg.Connection[Any]] = [conn]
         self._exits = contextlib.ExitStack()
         self._pending: deque[Future[Any]] = deque()
         self._finished = False
-        if snapshot is None and spawn is not None and workers > 1:
-            row = conn.execute("SELECT pg_export_snapshot()").fetchone()
-            snapshot = row[0] if row else None
-        if spawn is None or workers <= 1:
-            snapshot = None
-        if snapshot is not None:
-            assert spawn is not None
+        if spawn is not None and workers > 1:
+            # The main connection's snapshot (its own, or one it imported), re-exported:
+            # workers read pages by id, so a worker that reaches another server (a
+            # load-balanced standby URL) and reads in a later snapshot still writes the
+            # sessions listed here (atlas.training_data.snapshot says what holds then).
+            shared = share_snapshot(conn)
             try:
                 # Every connection is ready before any thread starts, so a
                 # failure here leaves nothing running.
                 for _ in range(workers):
                     worker = self._exits.enter_context(spawn())
-                    worker.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                    worker.execute(
-                        sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot))
-                    )
+                    self._exits.enter_context(join_snapshot(worker, shared))
                     self._conns.append(worker)
             except BaseException:
                 self._exits.close()
@@ -274,10 +276,7 @@ class _PageFetcher:
                 with contextlib.suppress(Exception):
                     conn.cancel_safe()
         self._pool.shutdown(wait=True)
-        for conn in self._conns[1:]:
-            with contextlib.suppress(Exception):
-                conn.execute("ROLLBACK")
-        self._exits.close()
+        self._exits.close()  # each worker's transaction ends, then its connection
 
 
 def export_jsonl(
@@ -349,7 +348,7 @@ def export_jsonl(
                 manifest_body(conn, dict(filters), query.gate, run) if hashes is not None else None
             )
             readers = min(workers, room)
-            pages = _PageFetcher(conn, spawn, query, options, batch_size, readers, snapshot)
+            pages = _PageFetcher(conn, spawn, query, options, batch_size, readers)
             writer = _Writer(sink)
             try:
                 for rows in pages:

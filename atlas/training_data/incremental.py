@@ -148,11 +148,13 @@ class ExportState:
                 f"State file {target} cannot be read ({exc}): pass another --state, or remove "
                 "it to export everything again."
             ) from None
-        if state.database != database:
+        if not same_database(state.database, database):
             raise ConfigError(
                 f"State file {target} belongs to another database: pass a --state file of "
-                "its own for each database."
+                "its own for each database (a primary and its standbys share one)."
             )
+        if "@" in database:
+            state.database = database  # a state written before the system identifier gets it
         if state.selection != selection:
             raise ConfigError(
                 f"State file {target} was written for other filters: pass the same filters as "
@@ -211,20 +213,56 @@ def selection_digest(filters: dict[str, Any]) -> str:
 
 
 def database_identity(conn: psycopg.Connection[Any]) -> str:
-    """This database, however it is reached: its name and oid (readable by every role)."""
+    """This database, however it is reached: ``name/oid@system identifier``.
+
+    A primary and its physical standbys are one database here: they share
+    the system identifier (``pg_control_system()``), the database's oid and
+    the transaction ids a watermark is made of, so a state may move between
+    them. Another cluster (even with a database of the same name and oid,
+    as a copy restored elsewhere) has another identifier. Where a role may
+    not run ``pg_control_system()`` the identity is ``name/oid``.
+    """
     row = conn.execute(
-        "SELECT current_database() || '/' || oid::text FROM pg_database "
+        "SELECT current_database() || '/' || oid::text, "
+        "has_function_privilege('pg_control_system()', 'EXECUTE') FROM pg_database "
         "WHERE datname = current_database()"
     ).fetchone()
     assert row is not None
-    return str(row[0])
+    identity, may_read_system = row
+    if may_read_system:
+        system = conn.execute("SELECT system_identifier::text FROM pg_control_system()").fetchone()
+        assert system is not None
+        identity = f"{identity}@{system[0]}"
+    return str(identity)
+
+
+def same_database(stored: str, current: str) -> bool:
+    """Whether a state's ``database`` is ``current``; the system identifier counts when both
+    have one (states written before it was recorded have ``name/oid`` only)."""
+    stored_name, _, stored_system = stored.partition("@")
+    name, _, system = current.partition("@")
+    return stored_name == name and (not stored_system or not system or stored_system == system)
 
 
 def read_snapshot(conn: psycopg.Connection[Any]) -> str:
-    """The snapshot ``conn``'s REPEATABLE READ transaction reads in, as ``pg_snapshot`` text."""
-    row = conn.execute("SELECT pg_current_snapshot()::text").fetchone()
+    """The watermark of ``conn``'s REPEATABLE READ transaction, as ``pg_snapshot`` text.
+
+    On a primary, its snapshot (``pg_current_snapshot()``). On a hot
+    standby PostgreSQL's ``pg_current_snapshot()`` leaves out the
+    transactions still running on the primary (a standby's snapshot keeps
+    them where that function does not look), which would read as committed
+    and be skipped by every later run; the watermark there is
+    ``xmin:xmin:`` instead: every transaction from the oldest still running
+    on counts as unseen, so the next run re-checks the sessions they changed
+    (those already exported stay out: their ids are in the state).
+    """
+    row = conn.execute(
+        "SELECT pg_current_snapshot()::text, pg_snapshot_xmin(pg_current_snapshot())::text, "
+        "pg_is_in_recovery()"
+    ).fetchone()
     assert row is not None
-    return str(row[0])
+    snapshot, xmin, standby = row
+    return f"{xmin}:{xmin}:" if standby else str(snapshot)
 
 
 def candidate_ids(conn: psycopg.Connection[Any], previous: str) -> Iterator[int]:

@@ -22,8 +22,9 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from atlas.config.models import REVIEW_STATUSES, parse_review_statuses
-from atlas.errors import InvalidFilter, SelectionChanged
+from atlas.errors import InvalidFilter, ReadOnlyDatabase, SelectionChanged
 from atlas.storage.schema import reward_number
+from atlas.storage.standby import is_standby
 from atlas.storage.writer import run_op
 from atlas.storage.writes import set_review_status
 from atlas.training_data.filters import SessionFilters, where_clause
@@ -176,7 +177,8 @@ def review_sessions(
     and :class:`~atlas.errors.SelectionChanged` carries the new count.
 
     Raises :class:`InvalidFilter` for an unknown status, and for a change
-    with neither ids nor any filter (nothing is reviewed wholesale by accident).
+    with neither ids nor any filter (nothing is reviewed wholesale by accident);
+    :class:`~atlas.errors.ReadOnlyDatabase` when ``conn`` is on a hot standby.
     """
     if expected is not None:
         expected = check_row_count(expected, "expected")
@@ -195,6 +197,14 @@ def review_sessions(
     if from_statuses is None and not session_ids:
         from_statuses = BULK_FROM_STATUSES
     where, params = where_clause(selection, _gate(from_statuses, "from_statuses"))
+    if not dry_run and is_standby(conn):
+        # Else the first locking read fails with a bare "read-only transaction".
+        where_to = f"{conn.info.host}:{conn.info.port}/{conn.info.dbname}"
+        raise ReadOnlyDatabase(
+            f"Database at {where_to} is a hot standby, which only reads: review sessions on "
+            "its primary (pass the primary's URL); a dry run works here.",
+            standby=True,
+        )
     with conn.transaction():
         matched = _rows(conn, where, params, lock=not dry_run)
         if expected is not None and len(matched) != expected:
