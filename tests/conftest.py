@@ -22,8 +22,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
-# `replica`: one primary + hot standby pair per test run (tests/replica.py), for any test.
-from replica import replica  # noqa: F401
+# `replica`: one primary + hot standby pair per test run, `replica_db`: a database on it
+# (tests/replica.py), for any test.
+from replica import replica, replica_db, replica_template  # noqa: F401
 
 from atlas.storage.embedded import ensure_embedded, stop_embedded
 from atlas.storage.migrate import apply_migrations

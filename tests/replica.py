@@ -18,10 +18,16 @@ one temporary folder removed at the end. initdb refuses to run as root, so as
 root the servers run as the ``postgres`` user (``ATLAS_REPLICA_USER``) via
 ``runuser``; as anyone else, as that user.
 
-The pytest fixture ``replica`` (session-scoped: one pair per test run) yields
-the :class:`ReplicaPair`; tests make a database of their own on the primary
-with :meth:`ReplicaPair.create_database` so they do not see each other's
-rows. Missing binaries (or no user to run them as) skip those tests with the
+Fixtures (registered in tests/conftest.py):
+
+- ``replica`` (session-scoped: one pair per test run) yields the
+  :class:`ReplicaPair`;
+- ``replica_db`` yields a :class:`ReplicaDatabase`: a fresh database with the
+  arc-atlas schema and no sessions, its URL on the primary and on the
+  standby, ``replay()`` to wait for the standby and ``write(sql)`` to change
+  it on the primary; dropped after the test.
+
+Missing binaries (or no user to run them as) skip those tests with the
 reason, unless ``ATLAS_REQUIRE_REPLICA=1`` (CI) makes that a failure.
 """
 
@@ -46,10 +52,13 @@ from psycopg import sql
 
 __all__ = [
     "REQUIRE_VARIABLE",
+    "ReplicaDatabase",
     "ReplicaPair",
     "missing_reason",
     "replica",
+    "replica_db",
     "replica_pair",
+    "replica_template",
     "standby_lag_bytes",
     "wait_for_replay",
 ]
@@ -183,7 +192,9 @@ def replica_pair(standby_settings: Mapping[str, str] | None = None) -> Iterator[
     if reason is not None:
         raise RuntimeError(f"cannot build a replica pair: {reason}")
     user = _server_user()
-    folder = Path(tempfile.mkdtemp(prefix="atlas-replica-"))
+    # As root the folder is for another user: under /tmp, which every user may traverse
+    # (a TMPDIR of root's own may not be).
+    folder = Path(tempfile.mkdtemp(prefix="atlas-replica-", dir="/tmp" if user else None))
     if user is not None:
         entry = pwd.getpwnam(user)
         os.chown(folder, entry.pw_uid, entry.pw_gid)
@@ -283,3 +294,40 @@ def replica() -> Iterator[ReplicaPair]:
         pytest.skip(reason)
     with replica_pair() as pair:
         yield pair
+
+
+@dataclass(frozen=True)
+class ReplicaDatabase:
+    """One test's database: its URL on the primary and on the standby."""
+
+    primary: str
+    standby: str
+
+    def replay(self) -> None:
+        """Wait until the standby has replayed everything written on the primary so far."""
+        wait_for_replay(self.primary, self.standby)
+
+    def write(self, query: str, params: tuple[object, ...] = ()) -> None:
+        """Run ``query`` on the primary (autocommit); :meth:`replay` shows it on the standby."""
+        with psycopg.connect(self.primary, autocommit=True) as conn:
+            conn.execute(query, params)
+
+
+@pytest.fixture(scope="session")
+def replica_template(replica: ReplicaPair) -> Iterator[str]:
+    """A database on the primary with every arc-atlas migration applied, to copy."""
+    from atlas.storage.migrate import apply_migrations
+
+    name = replica.create_database()
+    with psycopg.connect(replica.url("primary", name), autocommit=True) as conn:
+        apply_migrations(conn)
+    yield name
+    replica.drop_database(name)
+
+
+@pytest.fixture
+def replica_db(replica: ReplicaPair, replica_template: str) -> Iterator[ReplicaDatabase]:
+    """A fresh arc-atlas database (no sessions) on the primary, replayed on the standby."""
+    name = replica.create_database(replica_template)
+    yield ReplicaDatabase(replica.url("primary", name), replica.url("standby", name))
+    replica.drop_database(name)

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import gzip
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 import psycopg
 import pytest
-from replica import ReplicaPair, wait_for_replay
+from replica import ReplicaDatabase as Pair
+from replica import ReplicaPair
 
 from atlas.errors import (
     DatabaseUnavailable,
@@ -26,7 +25,6 @@ from atlas.errors import (
     SchemaOutOfDate,
 )
 from atlas.storage import SessionWriter, is_standby, replay_status, seed_sessions
-from atlas.storage.migrate import apply_migrations
 from atlas.training_data import (
     ExportProgress,
     count_training_sessions,
@@ -45,41 +43,14 @@ from atlas.training_data.snapshot import join_snapshot, share_snapshot
 ALL = {"include_all_review_statuses": True}
 
 
-@dataclass(frozen=True)
-class Pair:
-    """One test's database on the primary and on the standby."""
-
-    primary: str
-    standby: str
-
-    def replay(self) -> None:
-        wait_for_replay(self.primary, self.standby)
-
-    def write(self, query: str, params: tuple[object, ...] = ()) -> None:
-        with psycopg.connect(self.primary, autocommit=True) as conn:
-            conn.execute(query, params)
-
-
-@pytest.fixture(scope="module")
-def template(replica: ReplicaPair) -> Iterator[str]:
-    name = replica.create_database()
-    with psycopg.connect(replica.url("primary", name), autocommit=True) as conn:
-        apply_migrations(conn)
-    yield name
-    replica.drop_database(name)
-
-
 @pytest.fixture
-def pair(replica: ReplicaPair, template: str) -> Iterator[Pair]:
+def pair(replica_db: Pair) -> Pair:
     """20 synthetic sessions (some approved, some pending), replayed on the standby."""
-    name = replica.create_database(template)
-    found = Pair(replica.url("primary", name), replica.url("standby", name))
-    with psycopg.connect(found.primary, autocommit=True) as conn:
+    with psycopg.connect(replica_db.primary, autocommit=True) as conn:
         seed_sessions(conn, 20, seed=3)
         conn.execute("UPDATE sessions SET review_status = 'pending' WHERE id % 3 = 0")
-    found.replay()
-    yield found
-    replica.drop_database(name)
+    replica_db.replay()
+    return replica_db
 
 
 def lines(path: Path) -> list[dict[str, object]]:
@@ -177,7 +148,9 @@ def test_a_snapshot_exported_on_the_primary_is_refused_on_the_standby(
     assert not list(tmp_path.iterdir())
 
 
-def test_a_reader_on_the_coordinators_standby_joins_its_very_snapshot(pair: Pair) -> None:
+def test_a_reader_on_the_coordinators_standby_joins_its_very_snapshot(
+    pair: Pair,
+) -> None:
     with psycopg.connect(pair.standby, autocommit=True) as coordinator, coordinator.transaction():
         coordinator.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         shared = share_snapshot(coordinator)
@@ -191,7 +164,9 @@ def test_a_reader_on_the_coordinators_standby_joins_its_very_snapshot(pair: Pair
             assert reader.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
 
 
-def test_a_reader_on_another_server_reads_after_the_coordinators_position(pair: Pair) -> None:
+def test_a_reader_on_another_server_reads_after_the_coordinators_position(
+    pair: Pair,
+) -> None:
     with psycopg.connect(pair.primary, autocommit=True) as coordinator, coordinator.transaction():
         coordinator.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         shared = share_snapshot(coordinator)
