@@ -23,6 +23,19 @@ from atlas.training_data import get_training_sessions
 from atlas.training_data.export import export_jsonl
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect the Ray tests unless the marker expression names them (``-m ray``).
+
+    They start a local Ray cluster; ``.ci/run`` runs them once per CI run.
+    """
+    if "ray" in (config.option.markexpr or ""):
+        return
+    keep = [item for item in items if item.get_closest_marker("ray") is None]
+    if len(keep) != len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i not in keep])
+        items[:] = keep
+
+
 @pytest.fixture(scope="session")
 def trainer_db(server_url: str, url_for: Callable[[str], str]) -> Iterator[str]:
     """URL of the shared seeded database (tests must not write to it)."""
