@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import re
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from psycopg import sql
@@ -106,7 +106,12 @@ def events_line(layout: EventsLayout, default_rows: int | None) -> str:
         return "not partitioned (opt in: arc-atlas db partition-events)"
     ranges = [p for p in layout.partitions if not p.default]
     how = f"by {layout.interval}" if layout.interval else "(not by arc-atlas)"
-    text = f"partitioned {how}, {len(ranges)} partition(s) up to {_when(layout.covered_until)}"
+    ready = layout.ready_until(datetime.now(timezone.utc))
+    text = f"partitioned {how}, {len(ranges)} partition(s), " + (
+        f"ready until {_when(ready)}"
+        if ready
+        else "none for the current time (rows go to DEFAULT: run db partition-events)"
+    )
     if layout.ahead is not None:
         text += f", kept {layout.ahead} ahead"
     if default_rows is not None:

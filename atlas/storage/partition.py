@@ -164,10 +164,23 @@ class EventsLayout:
         """The DEFAULT partition, if there is one."""
         return next((p for p in self.partitions if p.default), None)
 
-    @property
-    def covered_until(self) -> datetime | None:
-        """The upper bound of the last range partition."""
-        return max((p.upper for p in self.partitions if p.upper is not None), default=None)
+    def ready_until(self, now: datetime) -> datetime | None:
+        """Where the partitions that follow on from the one holding ``now`` end.
+
+        None when no partition holds ``now`` (its rows go to DEFAULT). A far
+        partition made for stray old or future rows does not count: only the
+        unbroken run of ranges from ``now`` on.
+        """
+        bounds = sorted(
+            (p.lower, p.upper)
+            for p in self.partitions
+            if p.lower is not None and p.upper is not None
+        )
+        until: datetime | None = None
+        for lower, upper in bounds:
+            if (until is None and lower <= now < upper) or lower == until:
+                until = upper
+        return until
 
 
 # Bounds as values: the bound expression is text in the session's TimeZone,
