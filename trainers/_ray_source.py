@@ -50,6 +50,7 @@ class SessionsDatasource(Datasource):
         return [
             ReadTask(
                 functools.partial(read_shard, read),
+                # Rows are unknown until read: a session has any number of steps.
                 BlockMetadata(num_rows=None, size_bytes=None, input_files=None, exec_stats=None),
                 schema=schema,
                 per_task_row_limit=per_task_row_limit,

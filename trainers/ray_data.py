@@ -5,27 +5,28 @@
 >>> ds.write_parquet("s3://bucket/rl/")
 
 :func:`read_sessions` validates the filters and resolves the review gate in
-the calling process (the driver), then exports a snapshot of the database
-(:mod:`atlas.training_data.snapshot`) and keeps its transaction open. Ray
-Data runs lazily: each read task, whenever and wherever it runs, opens its
-own connection, imports that snapshot and reads one disjoint shard of the
-selection (the ``shard="I/N"`` filter), so the dataset is the selection as
-it was when :func:`read_sessions` was called, whatever is written meanwhile,
-and reading it twice gives the same rows. Blocks are Arrow tables with the
-fixed schema of :mod:`trainers.columns` (:func:`trainers.parquet.arrow_schema`).
+the calling process (the driver). It then opens a read-only REPEATABLE READ
+transaction, shares its snapshot (:func:`~atlas.training_data.snapshot.share_snapshot`)
+and lists the matching session ids in it, split into ``parallelism`` disjoint
+shards by the ``shard="I/N"`` hash (8 bytes per session). The transaction
+stays open. Ray Data runs lazily: each read task, whenever and wherever it
+runs, opens its own connection, joins that snapshot
+(:func:`~atlas.training_data.snapshot.join_snapshot`) and reads its shard's
+sessions, a page at a time. So the dataset is the selection as it was when
+:func:`read_sessions` was called, whatever is written meanwhile, and reading
+it twice gives the same rows. A task that reaches another server of the same
+database (a standby behind a load balancer) reads the same listed sessions
+there, once that server has replayed as far as the driver's snapshot. Blocks
+are Arrow tables with the fixed schema of :mod:`trainers.columns`
+(:func:`trainers.parquet.arrow_schema`).
 
-The snapshot stays open as long as the dataset, or any dataset made from it
-(``ds.map(...)``, ``ds.random_shuffle()``), is alive in this process; it is
-released when they are garbage-collected, or at exit. To choose its lifetime
-yourself, export it and pass it in::
-
-    with exported_snapshot(url) as snapshot:
-        read_sessions(db_url=url, snapshot=snapshot).write_parquet(path)
-
-A task that runs once that snapshot is gone fails with
-:class:`~atlas.errors.InvalidFilter` ("snapshot ... is not open"), never
-reading another one. Needs the ``ray`` extra (``pip install 'arc-atlas[ray]'``).
-See ``docs/ray.md``.
+The transaction stays open as long as the dataset, or any dataset made from
+it (``ds.map(...)``, ``ds.random_shuffle()``), is alive in this process: it
+ends when they are garbage-collected, or at exit. A task that runs after it
+ended (the server restarted, an administrator ended the connection) fails
+with :class:`~atlas.errors.InvalidFilter` ("snapshot ... is not open"),
+never reading another snapshot. Needs the ``ray`` extra
+(``pip install 'arc-atlas[ray]'``). See ``docs/ray.md``.
 """
 
 from __future__ import annotations
@@ -35,20 +36,36 @@ import itertools
 import logging
 import os
 import weakref
+from array import array
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import psycopg
+from psycopg import sql
 from typing_extensions import Unpack
 
 from atlas.errors import AtlasError, InvalidFilter, MissingExtra
 from atlas.storage.connection import ConnectionSettings, connect
 from atlas.storage.database import Database, prepare, resolve_settings
-from atlas.training_data.filters import MAX_SHARDS, whole_number
-from atlas.training_data.flows import pager_flow, run_flow
+from atlas.training_data.assembly import LoadOptions
+from atlas.training_data.drivers import drive
+from atlas.training_data.filters import (
+    MAX_SHARDS,
+    SHARD_OF,
+    SessionFilters,
+    where_clause,
+    whole_number,
+)
+from atlas.training_data.plan import Page, page_plan
 from atlas.training_data.query import TrainingFilters, TrainingQuery
-from atlas.training_data.snapshot import check_snapshot_id, exported_snapshot, import_snapshot
+from atlas.training_data.snapshot import (
+    SharedSnapshot,
+    check_snapshot_id,
+    import_snapshot,
+    join_snapshot,
+    share_snapshot,
+)
 from atlas.training_data.targets import ConfigArg, reader_config
 from trainers.columns import DEFAULT_ROW_GROUP_SIZE, iter_rows
 
@@ -56,7 +73,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
     import ray.data
 
-__all__ = ["ShardRead", "SnapshotHolder", "plan_reads", "read_sessions", "read_shard"]
+__all__ = ["ShardRead", "SnapshotHolder", "list_shards", "read_sessions", "read_shard"]
 
 logger = logging.getLogger(__name__)
 
@@ -66,67 +83,95 @@ RayKind = Literal["sessions", "rl", "flat"]
 RAY_KINDS: tuple[str, ...] = ("sessions", "rl", "flat")
 # Sessions per database page inside a task (as the API's paginate_sessions).
 DEFAULT_PAGE_SIZE = 100
-# What the window filters would mean across shards read in parallel: nothing stable.
-_NOT_SHARDABLE = {
-    "limit": "use ds.limit(N) on the dataset, or narrow the selection with "
-    "session_ids, created_after or created_before",
-    "offset": "narrow the selection with session_ids, created_after or created_before",
-    "shard": "read_sessions splits the selection itself, one shard per read task (parallelism=N)",
-}
+# Ids the driver fetches per round trip while it lists the selection.
+_LIST_FETCH = 10_000
 
 
 @dataclass(frozen=True)
 class ShardRead:
-    """What one read task reads: shard ``index`` of ``count``, in ``snapshot`` (picklable).
+    """What one read task reads: the listed sessions of shard ``index`` of ``count`` (picklable).
 
     ``settings`` is where to connect (its repr masks the password, so a
-    logged task gives nothing away); ``query`` holds the filters and the
-    review gate the driver resolved, which the task applies as it is.
+    logged task gives nothing away); ``shared`` the driver's snapshot;
+    ``ids`` the sessions the driver listed for this shard, newest first
+    (the filters and the review gate were applied there, once).
     """
 
     settings: ConnectionSettings
-    snapshot: str
-    query: TrainingQuery
+    shared: SharedSnapshot
+    ids: array[int]
     index: int
     count: int
     kind: str
+    options: LoadOptions
     page_size: int = DEFAULT_PAGE_SIZE
     block_rows: int = DEFAULT_ROW_GROUP_SIZE
 
-    def shard_query(self) -> TrainingQuery:
-        """The driver's query narrowed to this task's shard."""
-        shard = (self.index, self.count)
-        return replace(self.query, filters=replace(self.query.filters, shard=shard))
+    def __repr__(self) -> str:
+        return (
+            f"ShardRead({self.index}/{self.count}, {len(self.ids)} sessions, kind={self.kind}, "
+            f"snapshot={self.shared.snapshot}, {self.settings.display_url})"
+        )
 
 
 def read_shard(task: ShardRead) -> Iterator[pa.Table]:
     """Read one shard in the shared snapshot, as Arrow tables of at most ``block_rows`` rows.
 
     Runs in a Ray read task (or anywhere: it is plain code). Opens its own
-    connection, imports the snapshot, then pages through its shard
-    (``page_size`` sessions at a time), so memory holds one page of sessions
-    and one block of rows. A shard with no rows yields one empty table, so
-    the dataset's schema is known even then. Raises
-    :class:`~atlas.errors.InvalidFilter` when the snapshot is no longer open.
+    connection, joins the snapshot, then reads ``page_size`` sessions per
+    query, so memory holds one page of sessions and one block of rows. A
+    shard with no rows yields one empty table, so the dataset's schema is
+    known even then. Raises :class:`~atlas.errors.InvalidFilter` when the
+    driver's snapshot is no longer open.
     """
     import pyarrow as pa
 
     from trainers.parquet import arrow_schema
 
     schema = arrow_schema(task.kind)
-    query = task.shard_query()
-    with connect(task.settings) as conn, conn.transaction():
-        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        import_snapshot(conn, task.snapshot)
-        pages = run_flow(conn, pager_flow(query, task.page_size, explain_empty=False))
-        traces = itertools.chain.from_iterable(pages)
-        rows = iter_rows(traces, task.kind)
+    with connect(task.settings) as conn, join_snapshot(conn, task.shared):
+        rows = iter_rows(_traces(conn, task), task.kind)
         produced = False
         while block := list(itertools.islice(rows, task.block_rows)):
             produced = True
             yield pa.Table.from_pylist(block, schema=schema)
         if not produced:
             yield schema.empty_table()
+
+
+def _traces(conn: psycopg.Connection[Any], task: ShardRead) -> Iterator[Any]:
+    for start in range(0, len(task.ids), task.page_size):
+        chunk = tuple(task.ids[start : start + task.page_size])
+        # The listed ids only, whatever their status now: the gate chose them in the snapshot.
+        plan = page_plan(SessionFilters(session_ids=chunk), None, task.options, size=len(chunk))
+        page: Page = drive(conn, plan)
+        yield from page.traces
+
+
+def list_shards(
+    conn: psycopg.Connection[Any], query: TrainingQuery, count: int
+) -> list[array[int]]:
+    """The ids ``query`` selects on ``conn``, newest first, split into ``count`` hash shards.
+
+    Part ``i`` holds what ``shard=(i + 1, count)`` keeps; ``limit`` and
+    ``offset`` apply to the whole selection first (the newest ``limit``
+    sessions). Streams through a server-side cursor, so the driver holds
+    the ids only (8 bytes each). ``conn`` must be inside a transaction.
+    """
+    where, params = where_clause(query.filters, query.gate)
+    window = sql.SQL(" LIMIT %s OFFSET %s") if query.limit is not None else sql.SQL(" OFFSET %s")
+    statement = sql.SQL(
+        "SELECT s.id, " + SHARD_OF + " FROM sessions s {where} "
+        "ORDER BY s.created_at DESC, s.id DESC{window}"
+    ).format(where=where, window=window)
+    values = [count, *params, *([query.limit] if query.limit is not None else []), query.offset]
+    parts: list[array[int]] = [array("q") for _ in range(count)]
+    with conn.cursor(name="arc_atlas_ray_ids") as cursor:
+        cursor.itersize = _LIST_FETCH
+        cursor.execute(statement, values)
+        for session_id, part in cursor:
+            parts[part].append(session_id)
+    return parts
 
 
 def _check_kind(kind: Any) -> str:
@@ -144,63 +189,45 @@ def _check_kind(kind: Any) -> str:
     return str(kind)
 
 
-def _check_filters(filters: TrainingFilters) -> None:
-    for name, hint in _NOT_SHARDABLE.items():
-        if filters.get(name) is not None:
-            raise InvalidFilter(
-                f"read_sessions does not take {name}: the shards are read in parallel, "
-                f"with no common order; {hint}.",
-                parameter=name,
-            )
-
-
-def plan_reads(
-    settings: ConnectionSettings,
-    snapshot: str,
-    query: TrainingQuery,
-    *,
-    kind: str,
-    parallelism: int,
-    page_size: int = DEFAULT_PAGE_SIZE,
-    block_rows: int = DEFAULT_ROW_GROUP_SIZE,
-) -> list[ShardRead]:
-    """One :class:`ShardRead` per shard: ``parallelism`` disjoint parts of ``query``.
-
-    Together they read exactly the sessions ``query`` selects in ``snapshot``.
-    """
-    return [
-        ShardRead(settings, snapshot, query, index, parallelism, kind, page_size, block_rows)
-        for index in range(1, parallelism + 1)
-    ]
-
-
 class SnapshotHolder:
-    """The exported snapshot a dataset reads in, held open until :meth:`close`.
+    """The driver's read-only transaction: its shared snapshot and the listed shards.
 
-    Owns the exporting transaction (:func:`~atlas.training_data.exported_snapshot`)
-    when it made the snapshot; a snapshot passed in is the caller's to close.
-    Closing is idempotent, and happens at garbage collection or exit at the
-    latest. A pickled copy (Ray ships the datasource to other processes)
-    carries the id only: it never closes the original's transaction.
+    Opened on creation (importing ``snapshot`` first when one is given, so
+    the dataset reads in it), ended by :meth:`close`, at garbage collection
+    or at exit at the latest; closing is idempotent. A pickled copy (Ray may
+    ship the datasource to another process) carries the shared snapshot
+    only: it never ends the original's transaction.
     """
 
-    def __init__(self, settings: ConnectionSettings, config: ConfigArg, snapshot: str | None):
+    def __init__(self, settings: ConnectionSettings, snapshot: str | None = None):
+        self.settings = settings
         self._stack = contextlib.ExitStack()
-        if snapshot is None:
-            snapshot = self._stack.enter_context(exported_snapshot(settings.url, config=config))
-        self.snapshot: str = snapshot
         self._finalizer = weakref.finalize(self, _end, self._stack)
+        try:
+            self._conn = self._stack.enter_context(connect(settings))
+            self._stack.enter_context(self._conn.transaction())
+            self._conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            if snapshot is not None:
+                import_snapshot(self._conn, snapshot)
+            self.shared: SharedSnapshot = share_snapshot(self._conn)
+        except BaseException:
+            self.close()
+            raise
+
+    def list_shards(self, query: TrainingQuery, count: int) -> list[array[int]]:
+        """:func:`list_shards` in this snapshot."""
+        return list_shards(self._conn, query, count)
 
     def close(self) -> None:
-        """End the exporting transaction (when this holder owns it)."""
+        """End the transaction (and so the snapshot)."""
         self._finalizer()
 
     def __reduce__(self) -> Any:
-        return (_Borrowed, (self.snapshot,))
+        return (_Borrowed, (self.shared,))
 
 
 def _end(stack: contextlib.ExitStack) -> None:
-    """End an exporting transaction; a connection already gone (the database dropped,
+    """End the driver's transaction; a connection already gone (the database dropped,
     the server restarted) has ended it already, and a collector has no one to tell."""
     try:
         stack.close()
@@ -209,10 +236,10 @@ def _end(stack: contextlib.ExitStack) -> None:
 
 
 class _Borrowed:
-    """A pickled :class:`SnapshotHolder`: the id, never the transaction."""
+    """A pickled :class:`SnapshotHolder`: the shared snapshot, never the transaction."""
 
-    def __init__(self, snapshot: str):
-        self.snapshot = snapshot
+    def __init__(self, shared: SharedSnapshot):
+        self.shared = shared
 
     def close(self) -> None:
         """Nothing to close: the original holder owns the transaction."""
@@ -271,14 +298,14 @@ def read_sessions(
     ``rl`` (one row per step, as :func:`~trainers.runtime_dataset.sessions_to_rl_records`)
     or ``flat`` (:func:`~trainers.runtime_dataset.flatten_traces_for_training`).
     ``parallelism`` read tasks (default: the cluster's CPUs) each read one
-    disjoint shard; all read in one snapshot, taken now, or ``snapshot`` (an
-    id from :func:`~atlas.training_data.exported_snapshot`, open while the
-    dataset is read). The filters and review gate are those of
-    :func:`~atlas.training_data.get_training_sessions`, resolved here, in
-    the driver (its environment and ``config``), and applied as they are by
-    every task; ``limit``, ``offset`` and ``shard`` are refused (the shards
-    have no common order: use ``ds.limit(N)``). ``page_size`` sessions are
-    read per query, and blocks hold at most ``block_rows`` rows.
+    disjoint shard (``shard=(I, parallelism)``), all in one snapshot: taken
+    now, or ``snapshot`` (an id from :func:`~atlas.training_data.exported_snapshot`).
+    The filters and the review gate are those of
+    :func:`~atlas.training_data.get_training_sessions`, resolved here, in the
+    driver (its environment and ``config``), never in a task; ``limit`` and
+    ``offset`` choose the newest sessions of the whole selection, as there.
+    ``shard`` is refused: the tasks are the shards. ``page_size`` sessions
+    are read per query, and blocks hold at most ``block_rows`` rows.
 
     Raises, before any task runs: :class:`~atlas.errors.MissingExtra` without
     Ray (the ``ray`` extra), :class:`~atlas.errors.InvalidFilter` naming the
@@ -287,22 +314,35 @@ def read_sessions(
     """
     data = _import_ray()
     _check_kind(kind)
-    _check_filters(filters)
+    if filters.get("shard") is not None:
+        raise InvalidFilter(
+            "read_sessions does not take shard: it splits the selection itself, one shard "
+            "per read task (parallelism=N).",
+            parameter="shard",
+        )
     cfg = reader_config(config)
     query = TrainingQuery.build(config=cfg, **filters)
     if parallelism is None:
         parallelism = _default_parallelism()
-    tasks = whole_number(parallelism, "parallelism", minimum=1, maximum=MAX_SHARDS)
+    count = whole_number(parallelism, "parallelism", minimum=1, maximum=MAX_SHARDS)
     whole_number(page_size, "page_size", minimum=1)
     whole_number(block_rows, "block_rows", minimum=1)
     if snapshot is not None:
         check_snapshot_id(snapshot)
     settings = _settings(db_url, cfg)
-    holder = SnapshotHolder(settings, cfg, snapshot)
-    reads = plan_reads(settings, holder.snapshot, query, kind=kind, parallelism=tasks,
-                       page_size=page_size, block_rows=block_rows)  # fmt: skip
+    holder = SnapshotHolder(settings, snapshot)
+    try:
+        parts = holder.list_shards(query, count)
+    except BaseException:
+        holder.close()
+        raise
+    shared, options = holder.shared, query.options
+    reads = [
+        ShardRead(settings, shared, ids, index, count, kind, options, page_size, block_rows)
+        for index, ids in enumerate(parts, start=1)
+    ]
     from trainers._ray_source import SessionsDatasource
 
     source = SessionsDatasource(holder, reads)
-    dataset: ray.data.Dataset = data.read_datasource(source, override_num_blocks=tasks)
+    dataset: ray.data.Dataset = data.read_datasource(source, override_num_blocks=count)
     return dataset

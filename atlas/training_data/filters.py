@@ -110,6 +110,10 @@ def _task_text(value: Any) -> str | None:
 
 # The most parts a selection may be split into: far beyond any cluster's readers.
 MAX_SHARDS = 65536
+# Which of N parts (0-based, N the parameter) a session of ``sessions s`` is in:
+# shard=(I, N) keeps part I-1. hashint4 is PostgreSQL's own hash of an int4 (that
+# of hash indexes and hash partitions): stable, and spread evenly whatever the ids.
+SHARD_OF = "mod(hashint4(s.id)::bigint + 2147483648, %s)"
 
 
 def _shard(value: Any) -> tuple[int, int] | None:
@@ -315,10 +319,8 @@ def where_clause(
         # lower() of both sides: sessions_task_trgm_idx serves it where pg_trgm exists.
         add("lower(s.task) LIKE lower(%s)", f"%{_like_escaped(filters.task_contains)}%")
     if filters.shard is not None:
-        # hashint4 is PostgreSQL's own hash of an int4 (that of hash indexes and
-        # hash partitions): stable, and spread evenly whatever the ids.
         index, count = filters.shard
-        parts.append(sql.SQL("mod(hashint4(s.id)::bigint + 2147483648, %s) = %s"))
+        parts.append(sql.SQL(SHARD_OF + " = %s"))
         params.extend([count, index - 1])
     if not parts:
         return sql.SQL(""), params

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -123,15 +124,28 @@ def test_the_tasks_apply_the_drivers_gate(seeded: str, monkeypatch: pytest.Monke
     assert ids(read_sessions(seeded, parallelism=2)) == list(range(1, 31))
 
 
-def test_a_task_after_the_snapshot_closed_fails_clearly(seeded: str) -> None:
-    with exported_snapshot(seeded) as snapshot:
-        dataset = read_sessions(seeded, parallelism=2, snapshot=snapshot)
+def test_a_task_after_the_snapshot_ended_fails_clearly(seeded: str) -> None:
+    dataset = read_sessions(seeded, parallelism=2)
+    with psycopg.connect(seeded, autocommit=True) as admin:
+        # The driver's transaction ends (a restart, an administrator) before the tasks run.
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+            "datname = current_database() AND state = 'idle in transaction'"
+        )
     with pytest.raises(InvalidFilter) as raised:
-        dataset.take_all()  # the tasks run only now, after the block
+        dataset.take_all()
     # Ray raises RayTaskError(InvalidFilter), an InvalidFilter; .cause is the task's own
     # error, whose first line is ours (Ray adds lines about its retries below it).
     cause = str(getattr(raised.value, "cause", raised.value)).splitlines()
-    assert cause[0].startswith(f"snapshot {snapshot} is not open on this server: ")
+    assert re.fullmatch(r"snapshot \S+ is not open on this server: .*\.", cause[0])
+
+
+def test_a_snapshot_given_is_the_one_read(seeded: str) -> None:
+    with exported_snapshot(seeded) as snapshot:
+        with psycopg.connect(seeded, autocommit=True) as writer:
+            writer.execute("DELETE FROM sessions")
+        dataset = read_sessions(seeded, parallelism=2, snapshot=snapshot, **ALL)
+    assert ids(dataset) == list(range(1, 31))
 
 
 def test_the_snapshot_is_released_with_the_dataset(seeded: str) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import pickle
 import sys
+from array import array
+from typing import Any
 
 import psycopg
 import pyarrow as pa
@@ -17,9 +19,11 @@ import pytest
 from atlas.errors import InvalidFilter, MissingExtra
 from atlas.storage import ConnectionSettings, resolve_settings, seed_sessions
 from atlas.training_data import TrainingQuery, exported_snapshot, get_training_sessions
+from atlas.training_data.assembly import LoadOptions
+from atlas.training_data.snapshot import SharedSnapshot
 from trainers.columns import iter_rows
 from trainers.parquet import arrow_schema
-from trainers.ray_data import SnapshotHolder, plan_reads, read_sessions, read_shard
+from trainers.ray_data import ShardRead, SnapshotHolder, read_sessions, read_shard
 
 ALL = {"include_all_review_statuses": True}
 
@@ -35,36 +39,72 @@ def seeded(db_url: str) -> str:
     return db_url
 
 
-def tables(url: str, snapshot: str, kind: str, parallelism: int, **filters: object) -> list:
-    query = TrainingQuery.build(**filters)  # type: ignore[arg-type]
-    reads = plan_reads(resolve_settings(url), snapshot, query, kind=kind,
-                       parallelism=parallelism, block_rows=7)  # fmt: skip
-    return [table for read in reads for table in read_shard(read)]
+def shards(holder: SnapshotHolder, kind: str, count: int, **filters: Any) -> list[ShardRead]:
+    """What read_sessions hands its tasks: the driver's listing, one read per shard."""
+    query = TrainingQuery.build(**filters)
+    parts = holder.list_shards(query, count)
+    common = {"page_size": 4, "block_rows": 7}
+    return [
+        ShardRead(holder.settings, holder.shared, ids, i, count, kind, query.options, **common)
+        for i, ids in enumerate(parts, start=1)
+    ]
 
 
-def test_the_shards_together_are_the_selection_in_the_snapshot(seeded: str) -> None:
+def read(tasks: list[ShardRead]) -> list[pa.Table]:
+    return [table for task in tasks for table in read_shard(task)]
+
+
+def session_ids(tables: list[pa.Table]) -> list[int]:
+    return sorted(i for t in tables for i in t.column("session_id").to_pylist())
+
+
+def test_the_shards_are_those_of_the_shard_filter_in_the_snapshot(seeded: str) -> None:
+    expected = [
+        sorted(t.session_id for t in get_training_sessions(seeded, shard=(i, 3), **ALL))
+        for i in (1, 2, 3)
+    ]
+    holder = SnapshotHolder(resolve_settings(seeded))
+    tasks = shards(holder, "sessions", 3, **ALL)
+    with psycopg.connect(seeded, autocommit=True) as writer:
+        seed_sessions(writer, 4, seed=5)  # after the snapshot: out
+        writer.execute("UPDATE sessions SET review_status = 'quarantined'")
+        writer.execute("DELETE FROM sessions WHERE id = 1")
+    tables = [read([task]) for task in tasks]
+    assert [session_ids(part) for part in tables] == expected
+    assert all(expected) and sorted(i for part in expected for i in part) == list(range(1, 31))
+    assert all(len(t) <= 7 for part in tables for t in part)
+    assert {t.schema for part in tables for t in part} == {arrow_schema("sessions")}
+    holder.close()
+
+
+def test_the_gate_is_applied_once_in_the_listing(seeded: str) -> None:
+    holder = SnapshotHolder(resolve_settings(seeded))
+    assert session_ids(read(shards(holder, "sessions", 2))) == [i for i in range(1, 31) if i % 3]
+    holder.close()
+
+
+def test_limit_and_offset_choose_the_newest_of_the_whole_selection(seeded: str) -> None:
+    window = {"limit": 5, "offset": 2, **ALL}
+    holder = SnapshotHolder(resolve_settings(seeded))
+    got = session_ids(read(shards(holder, "sessions", 3, **window)))
+    assert got == sorted(t.session_id for t in get_training_sessions(seeded, **window))
+    holder.close()
+
+
+def test_a_snapshot_given_is_the_one_read(seeded: str) -> None:
     with exported_snapshot(seeded) as snapshot:
         with psycopg.connect(seeded, autocommit=True) as writer:
-            seed_sessions(writer, 4, seed=5)  # after the snapshot: out
-            writer.execute("UPDATE sessions SET review_status = 'approved'")
-        read = tables(seeded, snapshot, "sessions", 3, **ALL)
-    ids = [i for t in read for i in t.column("session_id").to_pylist()]
-    assert sorted(ids) == list(range(1, 31))
-    assert all(len(t) <= 7 for t in read)
-    assert {t.schema for t in read} == {arrow_schema("sessions")}
-
-
-def test_the_gate_of_the_query_is_applied_as_resolved(seeded: str) -> None:
-    with exported_snapshot(seeded) as snapshot:
-        read = tables(seeded, snapshot, "sessions", 2)
-    ids = sorted(i for t in read for i in t.column("session_id").to_pylist())
-    assert ids == [i for i in range(1, 31) if i % 3]
+            writer.execute("DELETE FROM sessions WHERE id > 10")
+        holder = SnapshotHolder(resolve_settings(seeded), snapshot)
+    # Still in it after the block: the holder's own transaction keeps it.
+    assert set(session_ids(read(shards(holder, "flat", 2, **ALL)))) == set(range(1, 31))
+    holder.close()
 
 
 def test_rl_rows_are_those_of_the_same_sessions(seeded: str) -> None:
-    with exported_snapshot(seeded) as snapshot:
-        read = tables(seeded, snapshot, "rl", 4, min_reward=0.5, **ALL)
-    got = pa.concat_tables(read).to_pylist()
+    holder = SnapshotHolder(resolve_settings(seeded))
+    got = pa.concat_tables(read(shards(holder, "rl", 4, min_reward=0.5, **ALL))).to_pylist()
+    holder.close()
     sessions = get_training_sessions(seeded, min_reward=0.5, **ALL)
     expected = pa.Table.from_pylist(list(iter_rows(sessions, "rl")), schema=arrow_schema("rl"))
     key = lambda row: (row["session_id"], row["step_id"])  # noqa: E731
@@ -72,44 +112,47 @@ def test_rl_rows_are_those_of_the_same_sessions(seeded: str) -> None:
 
 
 def test_an_empty_shard_yields_one_empty_table_with_the_schema(seeded: str) -> None:
-    with exported_snapshot(seeded) as snapshot:
-        read = tables(seeded, snapshot, "flat", 2, session_ids=[999])
-    assert [len(t) for t in read] == [0, 0]
-    assert read[0].schema == arrow_schema("flat")
+    holder = SnapshotHolder(resolve_settings(seeded))
+    tables = read(shards(holder, "flat", 2, session_ids=[999]))
+    holder.close()
+    assert [len(t) for t in tables] == [0, 0]
+    assert tables[0].schema == arrow_schema("flat")
 
 
-def test_a_closed_snapshot_fails_with_one_clear_line(seeded: str) -> None:
-    with exported_snapshot(seeded) as snapshot:
-        pass
+def test_a_task_after_the_snapshot_ended_fails_with_one_clear_line(seeded: str) -> None:
+    holder = SnapshotHolder(resolve_settings(seeded))
+    tasks = shards(holder, "sessions", 1, **ALL)
+    holder.close()
+    holder.close()  # idempotent
+    snapshot = holder.shared.snapshot
     with pytest.raises(InvalidFilter, match=f"^snapshot {snapshot} is not open") as raised:
-        tables(seeded, snapshot, "sessions", 1)
+        read(tasks)
     assert "\n" not in str(raised.value)
 
 
-def test_a_pickled_holder_carries_the_id_and_never_closes_the_original(seeded: str) -> None:
-    holder = SnapshotHolder(resolve_settings(seeded), None, None)
+def test_a_pickled_holder_carries_the_snapshot_and_never_ends_it(seeded: str) -> None:
+    holder = SnapshotHolder(resolve_settings(seeded))
+    tasks = shards(holder, "sessions", 1, **ALL)
     copy = pickle.loads(pickle.dumps(holder))
-    assert copy.snapshot == holder.snapshot
+    assert copy.shared == holder.shared
     copy.close()
     del copy
-    tables(seeded, holder.snapshot, "sessions", 1)  # still open
+    assert len(session_ids(read(tasks))) == 30  # still open
     holder.close()
-    with pytest.raises(InvalidFilter, match="is not open"):
-        tables(seeded, holder.snapshot, "sessions", 1)
 
 
-def test_a_read_shows_no_password() -> None:
+def test_a_task_shows_no_password() -> None:
     settings = ConnectionSettings("postgresql://u:Sentinel-Pw@127.0.0.1:1/db")
-    query = TrainingQuery.build()
-    (read,) = plan_reads(settings, "00000003-0000001B-1", query, kind="rl", parallelism=1)
-    assert "Sentinel-Pw" not in repr(read) and "Sentinel-Pw" not in str(read)
+    shared = SharedSnapshot("00000003-0000001B-1", "1/now", "1", "0/0", False)
+    task = ShardRead(settings, shared, array("q", [1, 2]), 1, 2, "rl", LoadOptions())
+    assert "Sentinel-Pw" not in repr(task) and "Sentinel-Pw" not in str(task)
+    assert repr(task).startswith("ShardRead(1/2, 2 sessions, kind=rl")
 
 
 @pytest.mark.parametrize(
     ("arguments", "parameter"),
     [
-        pytest.param({"limit": 5}, "limit", id="limit"),
-        pytest.param({"offset": 5}, "offset", id="offset"),
+        pytest.param({"limit": -1}, "limit", id="limit"),
         pytest.param({"shard": "1/2"}, "shard", id="shard"),
         pytest.param({"kind": "dpo"}, "kind", id="dpo"),
         pytest.param({"kind": "records"}, "kind", id="unknown-kind"),
@@ -142,11 +185,8 @@ def test_without_ray_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) 
 def test_the_datasource_makes_one_task_per_shard_whatever_ray_asks(seeded: str) -> None:
     from trainers._ray_source import SessionsDatasource
 
-    settings = resolve_settings(seeded)
-    holder = SnapshotHolder(settings, None, None)
-    reads = plan_reads(settings, holder.snapshot, TrainingQuery.build(**ALL), kind="rl",
-                       parallelism=3)  # fmt: skip
-    source = SessionsDatasource(holder, reads)
+    holder = SnapshotHolder(resolve_settings(seeded))
+    source = SessionsDatasource(holder, shards(holder, "rl", 3, **ALL))
     tasks = source.get_read_tasks(200)  # Ray's default asks for many blocks
     assert len(tasks) == 3 and source.get_name() == "AtlasSessions"
     assert source.estimate_inmemory_data_size() is None
