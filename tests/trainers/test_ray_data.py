@@ -18,6 +18,7 @@ import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from replica import ReplicaDatabase
 
 from atlas.errors import InvalidFilter
 from atlas.storage import seed_sessions
@@ -164,3 +165,20 @@ def test_no_password_in_task_names_or_reprs(seeded: str) -> None:
     dataset = read_sessions(url, parallelism=2).materialize()
     shown = f"{dataset!r} {dataset.stats()} {dataset._logical_plan.dag!r}"
     assert "Sentinel-Pw" not in shown and "AtlasSessions" in shown
+
+
+def test_a_hot_standby_reads_as_the_primary(replica_db: ReplicaDatabase) -> None:
+    with psycopg.connect(replica_db.primary, autocommit=True) as conn:
+        seed_sessions(conn, 12, seed=8)
+    replica_db.replay()
+    dataset = read_sessions(replica_db.standby, kind="rl", parallelism=2, **ALL)
+    with psycopg.connect(replica_db.primary, autocommit=True) as conn:
+        seed_sessions(conn, 3, seed=9)  # written after the call, replayed: out
+    replica_db.replay()
+    rows = dataset.take_all()
+    on_primary = read_sessions(replica_db.primary, kind="rl", parallelism=3, **ALL).take_all()
+    key = lambda row: (row["session_id"], row["step_id"])  # noqa: E731
+    assert {row["session_id"] for row in rows} == set(range(1, 13))
+    assert {row["session_id"] for row in on_primary} == set(range(1, 16))
+    older = [row for row in on_primary if row["session_id"] <= 12]
+    assert sorted(rows, key=key) == sorted(older, key=key)

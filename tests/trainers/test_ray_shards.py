@@ -10,11 +10,13 @@ from __future__ import annotations
 import pickle
 import sys
 from array import array
+from dataclasses import replace
 from typing import Any
 
 import psycopg
 import pyarrow as pa
 import pytest
+from replica import ReplicaDatabase
 
 from atlas.errors import InvalidFilter, MissingExtra
 from atlas.storage import ConnectionSettings, resolve_settings, seed_sessions
@@ -193,4 +195,21 @@ def test_the_datasource_makes_one_task_per_shard_whatever_ray_asks(seeded: str) 
     # A read task is a plain callable: called here, as a Ray worker would.
     rows = [row for task in tasks for table in task() for row in table.to_pylist()]
     assert sorted({row["session_id"] for row in rows}) == list(range(1, 31))
+    holder.close()
+
+
+def test_a_task_on_another_server_reads_the_listed_sessions(replica_db: ReplicaDatabase) -> None:
+    with psycopg.connect(replica_db.primary, autocommit=True) as conn:
+        seed_sessions(conn, 12, seed=8)
+    replica_db.replay()
+    holder = SnapshotHolder(resolve_settings(replica_db.standby))
+    tasks = shards(holder, "sessions", 2, **ALL)
+    replica_db.write("UPDATE sessions SET review_status = 'quarantined' WHERE id = 1")
+    with psycopg.connect(replica_db.primary, autocommit=True) as conn:
+        seed_sessions(conn, 3, seed=9)  # not listed: out
+    # The tasks reach the primary (as behind a load balancer): the snapshot is not there.
+    elsewhere = [replace(task, settings=resolve_settings(replica_db.primary)) for task in tasks]
+    rows = [row for table in read(elsewhere) for row in table.to_pylist()]
+    assert sorted(row["session_id"] for row in rows) == list(range(1, 13))
+    assert {row["session_id"]: row["review_status"] for row in rows}[1] == "quarantined"
     holder.close()
