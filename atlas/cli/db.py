@@ -1,4 +1,5 @@
-"""``arc-atlas db``: upgrade, status, url, stop, recover, seed-demo."""
+"""``arc-atlas db``: upgrade, status, url, stop, server, recover, partition-events, retention,
+seed-demo."""
 
 from __future__ import annotations
 

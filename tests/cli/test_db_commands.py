@@ -113,8 +113,8 @@ def test_recover_dry_run_changes_nothing(cli, db_url):
         pytest.param(
             ("db", "frobnicate"),
             "Error: argument DB_COMMAND: invalid choice: 'frobnicate' (choose from 'upgrade', "
-            "'status', 'url', 'stop', 'server', 'recover', 'seed-demo') "
-            "(see `arc-atlas db --help`).",
+            "'status', 'url', 'stop', 'server', 'recover', 'partition-events', "
+            "'retention', 'seed-demo') (see `arc-atlas db --help`).",
             id="unknown-command",
         ),
         pytest.param(
