@@ -65,3 +65,15 @@ def trainer_export(trainer_db: str, tmp_path_factory: pytest.TempPathFactory) ->
 def trainer_sessions(trainer_db: str) -> list[AtlasSessionTrace]:
     """Every session of ``trainer_db``, read through the Python API."""
     return get_training_sessions(trainer_db, include_all_review_statuses=True)
+
+
+@pytest.fixture
+def seeded(db_url: str) -> str:
+    """30 sessions, every third pending, the rest approved."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        seed_sessions(conn, 30, seed=6)
+        conn.execute(
+            "UPDATE sessions SET review_status = CASE WHEN id % 3 = 0 THEN 'pending' "
+            "ELSE 'approved' END"
+        )
+    return db_url

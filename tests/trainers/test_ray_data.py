@@ -48,18 +48,6 @@ def cluster() -> Iterator[None]:
     ray.shutdown()
 
 
-@pytest.fixture
-def seeded(db_url: str) -> str:
-    """30 sessions, every third pending, the rest approved."""
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        seed_sessions(conn, 30, seed=6)
-        conn.execute(
-            "UPDATE sessions SET review_status = CASE WHEN id % 3 = 0 THEN 'pending' "
-            "ELSE 'approved' END"
-        )
-    return db_url
-
-
 def sql_ids(url: str, query: str = APPROVED) -> list[int]:
     with psycopg.connect(url) as conn:
         return [row[0] for row in conn.execute(query)]

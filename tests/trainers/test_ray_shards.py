@@ -30,17 +30,6 @@ from trainers.ray_data import ShardRead, SnapshotHolder, read_sessions, read_sha
 ALL = {"include_all_review_statuses": True}
 
 
-@pytest.fixture
-def seeded(db_url: str) -> str:
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        seed_sessions(conn, 30, seed=4)
-        conn.execute(
-            "UPDATE sessions SET review_status = CASE WHEN id % 3 = 0 THEN 'pending' "
-            "ELSE 'approved' END"
-        )
-    return db_url
-
-
 def shards(holder: SnapshotHolder, kind: str, count: int, **filters: Any) -> list[ShardRead]:
     """What read_sessions hands its tasks: the driver's listing, one read per shard."""
     query = TrainingQuery.build(**filters)
