@@ -59,6 +59,7 @@ from atlas.training_data.filters import (
 )
 from atlas.training_data.plan import Page, page_plan
 from atlas.training_data.query import TrainingFilters, TrainingQuery
+from atlas.training_data.review_gate import ReviewGate
 from atlas.training_data.snapshot import (
     SharedSnapshot,
     check_snapshot_id,
@@ -93,8 +94,12 @@ class ShardRead:
 
     ``settings`` is where to connect (its repr masks the password, so a
     logged task gives nothing away); ``shared`` the driver's snapshot;
-    ``ids`` the sessions the driver listed for this shard, newest first
-    (the filters and the review gate were applied there, once).
+    ``ids`` the sessions the driver listed for this shard, newest first;
+    ``filters`` and ``gate`` the query that listed them. A task reads the
+    listed sessions that the query still selects: all of them in the
+    driver's snapshot, and never one the gate refuses now when the task
+    reached another server and reads in a later snapshot (a session
+    quarantined meanwhile stays out).
     """
 
     settings: ConnectionSettings
@@ -104,6 +109,8 @@ class ShardRead:
     count: int
     kind: str
     options: LoadOptions
+    filters: SessionFilters
+    gate: ReviewGate
     page_size: int = DEFAULT_PAGE_SIZE
     block_rows: int = DEFAULT_ROW_GROUP_SIZE
 
@@ -142,8 +149,9 @@ def read_shard(task: ShardRead) -> Iterator[pa.Table]:
 def _traces(conn: psycopg.Connection[Any], task: ShardRead) -> Iterator[Any]:
     for start in range(0, len(task.ids), task.page_size):
         chunk = tuple(task.ids[start : start + task.page_size])
-        # The listed ids only, whatever their status now: the gate chose them in the snapshot.
-        plan = page_plan(SessionFilters(session_ids=chunk), None, task.options, size=len(chunk))
+        # The listed ids that the query still selects: the same sessions in the driver's
+        # snapshot; in a later one (another server), none that the gate now refuses.
+        plan = page_plan(task.filters.only(chunk), task.gate, task.options, size=len(chunk))
         page: Page = drive(conn, plan)
         yield from page.traces
 
@@ -338,7 +346,19 @@ def read_sessions(
         raise
     shared, options = holder.shared, query.options
     reads = [
-        ShardRead(settings, shared, ids, index, count, kind, options, page_size, block_rows)
+        ShardRead(
+            settings,
+            shared,
+            ids,
+            index,
+            count,
+            kind,
+            options,
+            query.filters,
+            query.gate,
+            page_size,
+            block_rows,
+        )
         for index, ids in enumerate(parts, start=1)
     ]
     from trainers._ray_source import SessionsDatasource

@@ -29,7 +29,7 @@ from typing_extensions import Unpack
 
 from atlas.training_data.assembly import LoadOptions, PageRows, assemble_records
 from atlas.training_data.drivers import drive
-from atlas.training_data.filters import SessionFilters, whole_number
+from atlas.training_data.filters import whole_number
 from atlas.training_data.flows import hidden_by_gate
 from atlas.training_data.incremental import start_run
 from atlas.training_data.manifest import ManifestRecords, manifest_body, write_manifest
@@ -161,7 +161,8 @@ class _PageFetcher:
     fetched whole by a worker on its own connection that has joined that
     snapshot (:func:`~atlas.training_data.snapshot.join_snapshot`: the same
     snapshot on the same server, primary or standby; on another standby of a
-    load-balanced URL, the listed ids in a snapshot taken after it), so the
+    load-balanced URL, the listed ids that the filters and the review gate
+    still select, in a snapshot taken after it), so the
     server assembles several pages at once while the caller
     turns earlier ones into JSON; at most ``workers + 1`` pages are in flight,
     which bounds memory whatever the speed of the disk. With no second
@@ -187,8 +188,8 @@ class _PageFetcher:
         if spawn is not None and workers > 1:
             # The main connection's snapshot (its own, or one it imported), re-exported:
             # workers read pages by id, so a worker that reaches another server (a
-            # load-balanced standby URL) and reads in a later snapshot still writes the
-            # sessions listed here (atlas.training_data.snapshot says what holds then).
+            # load-balanced standby URL) and reads in a later snapshot writes only sessions
+            # listed here (atlas.training_data.snapshot says what holds then).
             shared = share_snapshot(conn)
             try:
                 # Every connection is ready before any thread starts, so a
@@ -211,8 +212,11 @@ class _PageFetcher:
     def _fetch(self, ids: list[int]) -> PageRows:
         conn = self._free.get()
         try:
-            filters = SessionFilters(session_ids=tuple(ids))
-            rows, _ = drive(conn, rows_plan(filters, None, self._options, size=len(ids)))
+            # The listed sessions that the query still selects: all of them in this
+            # snapshot; in a later one (another server), none the gate now refuses.
+            query = self._query
+            plan = rows_plan(query.filters.only(ids), query.gate, self._options, size=len(ids))
+            rows, _ = drive(conn, plan)
             return rows  # type: ignore[no-any-return]
         finally:
             self._free.put(conn)

@@ -10,7 +10,7 @@ import contextlib
 import math
 import operator
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timezone
 from typing import Any
 
@@ -223,6 +223,14 @@ class SessionFilters:
     session_ids: tuple[int, ...] | None = None
     task_contains: str | None = None
     shard: tuple[int, int] | None = None
+
+    def only(self, ids: Sequence[int]) -> SessionFilters:
+        """These filters, narrowed to ``ids`` (a reader re-checks the sessions it was handed).
+
+        ``ids`` come from a selection made with these filters, so they are
+        within any ``session_ids`` and ``shard`` already given.
+        """
+        return replace(self, session_ids=tuple(ids))
 
     @classmethod
     def build(

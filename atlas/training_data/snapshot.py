@@ -27,10 +27,13 @@ imports it (``exact`` is True: it sees what the coordinator sees). A reader
 that reaches another server of the same database (one standby of several
 behind a load balancer, or the primary) cannot; it waits until that server
 has replayed at least as far as the coordinator had, then reads in its own,
-newer snapshot (``exact`` is False). Reading only the coordinator's ids then
-still gives every session the coordinator chose, each one whole, as of a
-moment at or after the coordinator's: a session reviewed meanwhile shows its
-new review status, a session written meanwhile is not in the list.
+newer snapshot (``exact`` is False). Readers therefore read the
+coordinator's ids narrowed by the same filters and review gate
+(:meth:`SessionFilters.only <atlas.training_data.filters.SessionFilters.only>`):
+in the coordinator's snapshot that changes nothing; in a newer one it gives
+the sessions the coordinator chose that still qualify, each one whole, as of
+a moment at or after the coordinator's. A session quarantined (or deleted)
+meanwhile is left out, a session written meanwhile is not in the list.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import threading
 from pathlib import Path
+from typing import Any
 
 import orjson
 import psycopg
@@ -37,7 +38,10 @@ from atlas.training_data import (
     review_permission,
     review_sessions,
 )
+from atlas.training_data.assembly import assemble_records
+from atlas.training_data.export import _PageFetcher
 from atlas.training_data.incremental import database_identity, read_snapshot, same_database
+from atlas.training_data.query import TrainingQuery
 from atlas.training_data.snapshot import join_snapshot, share_snapshot
 
 ALL = {"include_all_review_statuses": True}
@@ -339,3 +343,34 @@ def test_a_read_cancelled_by_replay_says_which_settings_prevent_it(
     assert "cancelled this read to replay" in message and "hot_standby_feedback" in message
     assert "max_standby_streaming_delay" in message and "\n" not in message
     assert not list(tmp_path.iterdir())
+
+
+def test_an_export_reader_on_another_server_leaves_out_what_the_gate_now_refuses(
+    pair: Pair,
+) -> None:
+    """A page reader that reaches another server (a load-balanced URL) reads later data."""
+    pair.write("UPDATE sessions SET status = 'succeeded', review_status = 'approved'")
+    pair.replay()
+    query = TrainingQuery.build()
+    quarantined: list[int] = []
+
+    def reader_on_the_primary() -> psycopg.Connection[Any]:
+        # Session 1 is quarantined after the export's snapshot (on the standby) was taken and
+        # before the readers join it: they read in a later snapshot (on the primary).
+        if not quarantined:
+            pair.write("UPDATE sessions SET review_status = 'quarantined' WHERE id = 1")
+            quarantined.append(1)
+        return psycopg.connect(pair.primary, autocommit=True)
+
+    with psycopg.connect(pair.standby, autocommit=True) as conn, conn.transaction():
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        pages = _PageFetcher(conn, reader_on_the_primary, query, query.options, size=6, workers=2)
+        try:
+            records = [r for rows in pages for r in assemble_records(rows, query.options)]
+        finally:
+            pages.close()
+        # The listing, in the export's snapshot, still named session 1.
+        assert conn.execute("SELECT review_status FROM sessions WHERE id = 1").fetchone() == (
+            "approved",
+        )
+    assert quarantined and sorted(r["session_id"] for r in records) == list(range(2, 21))
