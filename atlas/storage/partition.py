@@ -249,15 +249,29 @@ def _count(conn: Connection, table: str) -> int:
 
 
 @contextmanager
-def _busy_is_an_error(lock_timeout: float, what: str) -> Iterator[None]:
-    """Turn a lock wait past ``lock_timeout`` into one sentence (the transaction rolled back)."""
+def _busy_is_an_error(
+    lock_timeout: float, what: str, unchanged: str = "nothing was changed"
+) -> Iterator[None]:
+    """Turn the expected failures of one maintenance transaction into one sentence.
+
+    A lock wait past ``lock_timeout``, and a table already holding the name
+    of a partition to create (one detached earlier, or left by hand). The
+    transaction rolled back; ``unchanged`` says what that leaves as it was.
+    """
     try:
         yield
     except pg_errors.LockNotAvailable as exc:
         raise DatabaseError(
             f"{what}: {EVENTS} stayed locked by another transaction for more than "
-            f"{lock_timeout:g} s (a long export or review?), so nothing was changed. Run it "
+            f"{lock_timeout:g} s (a long export or review?), so {unchanged}. Run it "
             "again when the table is quieter, or give --lock-timeout more seconds."
+        ) from exc
+    except pg_errors.DuplicateTable as exc:
+        found = (exc.diag.message_primary or "a table of that name already exists").rstrip(".")
+        raise DatabaseError(
+            f"{what}: {found}, in the way of a partition to create (a partition detached "
+            f"earlier, or a table left by hand?), so {unchanged}. Rename or drop that table "
+            "(docs/partitioning.md, Detached partitions), then run it again."
         ) from exc
 
 
@@ -811,8 +825,15 @@ def apply_retention(
     action: Literal["detach", "drop"] = "drop" if drop else "detach"
     if dry_run:
         return Retention(cutoff, action, True, counted, before)
+    done: list[str] = []
     for partition, _ in counted:
-        with _busy_is_an_error(lock_timeout, "retention"), conn.transaction():
+        unchanged = (
+            f"{partition.name} and the partitions after it were not changed "
+            f"({action}ed before it: {', '.join(done)})"
+            if done
+            else "nothing was changed"
+        )
+        with _busy_is_an_error(lock_timeout, "retention", unchanged), conn.transaction():
             _set_local_timeouts(conn, lock_timeout)
             if drop:
                 conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(partition.name)))
@@ -822,5 +843,6 @@ def apply_retention(
                         sql.Identifier(EVENTS), sql.Identifier(partition.name)
                     )
                 )
+        done.append(partition.name)
     top = create_partitions_ahead(conn, lock_timeout=lock_timeout)
     return Retention(cutoff, action, False, counted, before, top)

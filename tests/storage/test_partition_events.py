@@ -387,6 +387,38 @@ def test_retention_drop_deletes_the_partitions(conn: psycopg.Connection[Any]) ->
     assert scalar(conn, "SELECT count(*) FROM pg_class WHERE relname = ANY(%s)", old) == 0
 
 
+def test_retention_stopped_by_a_lock_names_what_it_already_did(
+    db_url: str, conn: psycopg.Connection[Any]
+) -> None:
+    partition_events(conn)
+    cutoff = interval_start(NOW, "month")
+    old = _old_partitions(conn, cutoff)
+    assert len(old) >= 2
+    with psycopg.connect(db_url) as reader:
+        reader.execute(f'SELECT 1 FROM "{old[1]}" LIMIT 1')  # holds ACCESS SHARE on the second
+        with pytest.raises(DatabaseError) as exc:
+            apply_retention(conn, cutoff, lock_timeout=0.2)
+    message = str(exc.value)
+    assert f"(detached before it: {old[0]})" in message and old[1] in message
+    assert "nothing was changed" not in message
+    assert _old_partitions(conn, cutoff) == old[1:]
+
+
+def test_a_table_in_the_way_of_a_partition_is_one_sentence_and_changes_nothing(
+    conn: psycopg.Connection[Any],
+) -> None:
+    in_the_way = partition_name(interval_start(NOW, "month"), "month")
+    conn.execute(f'CREATE TABLE "{in_the_way}" (id int)')
+    before = conn.execute(ROWS).fetchall()
+    with pytest.raises(DatabaseError) as exc:
+        partition_events(conn)
+    message = str(exc.value)
+    assert f'relation "{in_the_way}" already exists' in message and "\n" not in message
+    assert "nothing was changed" in message and "Rename or drop that table" in message
+    assert scalar(conn, "SELECT relkind FROM pg_class WHERE relname = 'trajectory_events'") == "r"
+    assert conn.execute(ROWS).fetchall() == before
+
+
 def test_retention_needs_a_partitioned_table(conn: psycopg.Connection[Any]) -> None:
     with pytest.raises(DatabaseError, match="run `arc-atlas db partition-events` first"):
         apply_retention(conn, NOW, dry_run=True)
