@@ -250,6 +250,25 @@ def test_the_standby_watermark_does_not_skip_a_transaction_running_on_the_primar
     assert exported_ids(tmp_path / "2.jsonl") == [pending[0]]
 
 
+def test_sessions_committed_on_the_primary_but_not_yet_replayed_come_in_the_next_run(
+    pair: Pair, tmp_path: Path
+) -> None:
+    state, pending = tmp_path / "state.json", pending_ids(pair.primary)
+    first = [t.session_id for t in iter_new_sessions(pair.standby, state=state)]
+    with psycopg.connect(pair.standby, autocommit=True) as standby:
+        standby.execute("SELECT pg_wal_replay_pause()")
+        try:
+            pair.write("UPDATE sessions SET review_status = 'approved' WHERE id = ANY(%s)",
+                       (pending[:2],))  # fmt: skip
+            # Committed on the primary, not replayed here: this run cannot see them.
+            lagging = [t.session_id for t in iter_new_sessions(pair.standby, state=state)]
+        finally:
+            standby.execute("SELECT pg_wal_replay_resume()")
+    pair.replay()
+    caught_up = [t.session_id for t in iter_new_sessions(pair.standby, state=state)]
+    assert first and lagging == [] and sorted(caught_up) == pending[:2]
+
+
 def test_a_standby_watermark_is_its_oldest_running_transaction(pair: Pair) -> None:
     with psycopg.connect(pair.standby) as conn:
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
