@@ -37,11 +37,19 @@ __all__ = [
     "reported_standby",
 ]
 
-# The standby settings that keep replay from cancelling long reads, for every message.
+# The standby settings that keep replay from cancelling long reads. A conflict over row
+# versions (vacuum on the primary removed rows the read still needs) is what
+# hot_standby_feedback prevents; the other kinds (a lock, a buffer pin, a dropped
+# tablespace or database) only a longer max_standby_streaming_delay lets a read outlast.
 CONFLICT_FIX = (
     "on the standby set hot_standby_feedback = on (the primary then keeps the rows a "
     "standby read needs) and raise max_standby_streaming_delay (e.g. 15min, or -1 to "
     "let replay wait), or read from the primary; then run it again (see docs/replicas.md)"
+)
+_DELAY_FIX = (
+    "on the standby raise max_standby_streaming_delay (e.g. 15min, or -1 to let replay "
+    "wait; hot_standby_feedback does not prevent this kind), or read from the primary; "
+    "then run it again (see docs/replicas.md)"
 )
 # SQLSTATEs a recovery conflict arrives with: most kinds (snapshot, lock, tablespace,
 # buffer pin) are serialization_failure; a buffer deadlock is deadlock_detected, and a
@@ -117,10 +125,13 @@ def is_recovery_conflict(exc: BaseException) -> bool:
 
 def recovery_conflict_error(exc: psycopg.Error, target: str) -> RecoveryConflict:
     """The :class:`RecoveryConflict` for ``exc``: what happened, why, and the settings to change."""
-    why = exc.diag.message_detail or _first_line(exc)
+    detail = exc.diag.message_detail
+    why = detail or _first_line(exc)
+    # PostgreSQL's detail names the kind; without one, give every setting.
+    fix = _DELAY_FIX if detail and "row versions" not in detail else CONFLICT_FIX
     return RecoveryConflict(
         f"The hot standby at {target} cancelled this read to replay the primary's changes "
-        f"({why.rstrip('.')}): {CONFLICT_FIX}."
+        f"({why.rstrip('.')}): {fix}."
     )
 
 

@@ -18,12 +18,13 @@ URL that libpq would refuse or misread, without quoting the password.
 from __future__ import annotations
 
 import re
-from urllib.parse import unquote
+from typing import Any
+from urllib.parse import quote, unquote
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-__all__ = ["MASK", "invalid_url_message", "mask_url", "redact", "url_problem"]
+__all__ = ["MASK", "connection_url", "invalid_url_message", "mask_url", "redact", "url_problem"]
 
 MASK = "***"
 
@@ -58,6 +59,20 @@ def mask_url(url: str) -> str:
         last = end
     masked.append(url[last:])
     return "".join(masked)
+
+
+def connection_url(info: Any) -> str:
+    """Where an open connection is, as a URL without a password (for messages).
+
+    ``info`` is a psycopg ``ConnectionInfo``: user, host (or socket folder),
+    port and database, as the server was reached.
+    """
+    host = info.host or ""
+    if host.startswith("/"):
+        return f"postgresql://{quote(info.user or '', safe='')}@/{info.dbname}?host={host}"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"postgresql://{quote(info.user or '', safe='')}@{host}:{info.port}/{info.dbname}"
 
 
 def redact(text: str, url: str) -> str:

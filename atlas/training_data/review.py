@@ -25,6 +25,7 @@ from atlas.config.models import REVIEW_STATUSES, parse_review_statuses
 from atlas.errors import InvalidFilter, ReadOnlyDatabase, SelectionChanged
 from atlas.storage.schema import reward_number
 from atlas.storage.standby import is_standby
+from atlas.storage.urls import connection_url
 from atlas.storage.writer import run_op
 from atlas.storage.writes import set_review_status
 from atlas.training_data.filters import SessionFilters, where_clause
@@ -199,10 +200,9 @@ def review_sessions(
     where, params = where_clause(selection, _gate(from_statuses, "from_statuses"))
     if not dry_run and is_standby(conn):
         # Else the first locking read fails with a bare "read-only transaction".
-        where_to = f"{conn.info.host}:{conn.info.port}/{conn.info.dbname}"
         raise ReadOnlyDatabase(
-            f"Database at {where_to} is a hot standby, which only reads: review sessions on "
-            "its primary (pass the primary's URL); a dry run works here.",
+            f"Database at {connection_url(conn.info)} is a hot standby, which only reads: "
+            "review sessions on its primary (pass the primary's URL); a dry run works here.",
             standby=True,
         )
     with conn.transaction():

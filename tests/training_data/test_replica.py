@@ -315,6 +315,7 @@ def test_a_review_on_the_standby_is_refused_in_one_line(pair: Pair) -> None:
         assert "standby" in (review_permission(conn) or "")
     assert [row.session_id for row in dry.matched] == [3]
     assert exc.value.standby and "hot standby" in str(exc.value) and "\n" not in str(exc.value)
+    assert str(exc.value).startswith(f"Database at {pair.standby} is a hot standby")
 
 
 def test_a_writer_on_the_standby_names_the_standby(pair: Pair) -> None:
@@ -359,8 +360,10 @@ def test_a_read_cancelled_by_replay_says_which_settings_prevent_it(
     finally:
         set_delay("30s")
     message = str(exc.value)
-    assert "cancelled this read to replay" in message and "hot_standby_feedback" in message
-    assert "max_standby_streaming_delay" in message and "\n" not in message
+    assert "cancelled this read to replay" in message and "relation lock" in message
+    # A lock conflict: only the delay prevents it (hot_standby_feedback is for row versions).
+    assert "raise max_standby_streaming_delay" in message and "\n" not in message
+    assert "hot_standby_feedback does not prevent" in message
     assert not list(tmp_path.iterdir())
 
 
