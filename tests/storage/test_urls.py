@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
-from atlas.storage.urls import invalid_url_message, mask_url, redact, url_problem
+from atlas.storage.urls import connection_url, invalid_url_message, mask_url, redact, url_problem
 
 
 @pytest.mark.parametrize(
@@ -139,3 +141,19 @@ def test_redact_removes_the_password_from_driver_text(url: str, text: str) -> No
     redacted = redact(text, url)
     assert "secret" not in redacted and "two words" not in redacted
     assert "***" in redacted
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "user", "url"),
+    [
+        ("127.0.0.1", 5432, "ann", "postgresql://ann@127.0.0.1:5432/atlas"),
+        ("::1", 5433, "ann", "postgresql://ann@[::1]:5433/atlas"),
+        ("/var/run/postgresql", 5432, "ann", "postgresql://ann@/atlas?host=/var/run/postgresql"),
+        ("db.example", 5432, "a b@c", "postgresql://a%20b%40c@db.example:5432/atlas"),
+    ],
+)
+def test_connection_url_names_the_server_without_a_password(
+    host: str, port: int, user: str, url: str
+) -> None:
+    info = SimpleNamespace(host=host, port=port, user=user, dbname="atlas", password="S3cret")
+    assert connection_url(info) == url
