@@ -57,6 +57,7 @@ from atlas.training_data.filters import (
     where_clause,
     whole_number,
 )
+from atlas.training_data.flows import explain_empty
 from atlas.training_data.plan import Page, page_plan
 from atlas.training_data.query import TrainingFilters, TrainingQuery
 from atlas.training_data.review_gate import ReviewGate
@@ -223,8 +224,11 @@ class SnapshotHolder:
             raise
 
     def list_shards(self, query: TrainingQuery, count: int) -> list[array[int]]:
-        """:func:`list_shards` in this snapshot."""
-        return list_shards(self._conn, query, count)
+        """:func:`list_shards` in this snapshot; a ReviewGateWarning if the gate hid every match."""
+        parts = list_shards(self._conn, query, count)
+        if not any(parts):
+            explain_empty(self._conn, query)
+        return parts
 
     def close(self) -> None:
         """End the transaction (and so the snapshot)."""

@@ -32,6 +32,7 @@ __all__ = [
     "Flow",
     "by_id_plan",
     "by_id_query",
+    "explain_empty",
     "hidden_by_gate",
     "hidden_by_status",
     "hidden_plan",
@@ -146,6 +147,15 @@ def hidden_by_status(conn: psycopg.Connection[Any], query: TrainingQuery) -> dic
     """:func:`hidden_plan` on a sync connection."""
     hidden: dict[str, int] = drive(conn, hidden_plan(query))
     return hidden
+
+
+def explain_empty(conn: psycopg.Connection[Any], query: TrainingQuery) -> None:
+    """After a read that found nothing: the :class:`ReviewGateWarning` if the gate hid it all.
+
+    For readers that select outside :func:`pager_flow` (a cluster's driver
+    listing ids). The warning points two frames above the caller.
+    """
+    _report([], hidden_by_status(conn, query), query)
 
 
 def hidden_by_gate(conn: psycopg.Connection[Any], query: TrainingQuery) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pickle
 import sys
+import warnings
 from array import array
 from dataclasses import replace
 from typing import Any
@@ -18,7 +19,7 @@ import pyarrow as pa
 import pytest
 from replica import ReplicaDatabase
 
-from atlas.errors import InvalidFilter, MissingExtra
+from atlas.errors import InvalidFilter, MissingExtra, ReviewGateWarning
 from atlas.storage import ConnectionSettings, resolve_settings, seed_sessions
 from atlas.training_data import TrainingQuery, exported_snapshot, get_training_sessions
 from atlas.training_data.assembly import LoadOptions
@@ -229,4 +230,17 @@ def test_a_task_on_another_server_reads_the_listed_sessions_the_gate_still_lets_
     rows = [row for table in read(elsewhere) for row in table.to_pylist()]
     assert sorted(row["session_id"] for row in rows) == expected
     assert all(row["review_status"] == "approved" for row in rows if row["session_id"] != 1)
+    holder.close()
+
+
+def test_a_listing_the_gate_emptied_warns_as_the_api_does(seeded: str) -> None:
+    with psycopg.connect(seeded, autocommit=True) as conn:
+        conn.execute("UPDATE sessions SET review_status = 'pending'")
+    holder = SnapshotHolder(resolve_settings(seeded))
+    with pytest.warns(ReviewGateWarning, match=r"hid 30 matching session\(s\)"):
+        assert not any(holder.list_shards(TrainingQuery.build(), 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert not any(holder.list_shards(TrainingQuery.build(session_ids=[99999]), 2))
+        assert sum(map(len, holder.list_shards(TrainingQuery.build(**ALL), 2))) == 30
     holder.close()
