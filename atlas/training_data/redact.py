@@ -192,6 +192,13 @@ def _combined(rules: Iterable[RedactionRule]) -> re.Pattern[str] | None:
     return re.compile("|".join(parts), re.ASCII) if parts else None
 
 
+# Texts up to this length that held nothing to replace are remembered (at most
+# _CLEAN_ENTRIES of them, then forgotten all at once), so a record's repeated
+# values are searched once per export.
+_CLEAN_LENGTH = 64
+_CLEAN_ENTRIES = 100_000
+
+
 class Redactor:
     """Redacts records, keeping placeholders consistent and counting what it replaced.
 
@@ -209,6 +216,9 @@ class Redactor:
         # (and back-references) stay as the user wrote them.
         self._custom = [(rule, re.compile(rule.pattern)) for rule in custom]
         self._tokens: dict[str, dict[str, str]] = {rule.name: {} for rule in self.rules}
+        # Short texts with nothing to replace (statuses, event types, names a record
+        # repeats): a set lookup instead of another search.
+        self._clean: set[str] = set()
         self._report: dict[str, dict[str, int]] = {}
         # Custom patterns are not covered by the trigger: then every string is scanned.
         self._trigger: Any = (
@@ -306,14 +316,22 @@ class Redactor:
 
     def redact_text(self, text: str, path: str = "") -> str:
         """``text`` with every match replaced; counted under ``path``."""
-        if self._trigger_text is not None and self._trigger_text.search(text) is None:
+        short = len(text) <= _CLEAN_LENGTH
+        if short and text in self._clean:
             return text
-        pattern = self._builtin
-        if pattern is not None and pattern.search(text) is not None:
-            text = pattern.sub(lambda m: self._replace(m, path), text)
-        for rule, compiled in self._custom:
-            if compiled.search(text) is not None:
-                text = compiled.sub(lambda m, r=rule: self._token(r, m[0], path), text)  # type: ignore[misc]
+        if self._trigger_text is None or self._trigger_text.search(text) is not None:
+            new = text
+            if self._builtin is not None:
+                new = self._builtin.sub(lambda m: self._replace(m, path), new)
+            for rule, compiled in self._custom:
+                new = compiled.sub(lambda m, r=rule: self._token(r, m[0], path), new)  # type: ignore[misc]
+            if new != text:
+                return new
+        if short:
+            # Nothing to replace: the same text anywhere later is looked up, not searched.
+            if len(self._clean) >= _CLEAN_ENTRIES:
+                self._clean.clear()
+            self._clean.add(text)
         return text
 
     def redact_record(self, record: dict[str, Any]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from atlas.errors import ConfigError
 from atlas.storage.synthetic import seed_sessions
 from atlas.training_data import Redactor, export_jsonl
+from atlas.training_data import redact as redact_module
 
 GITHUB = "ghp_A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
 GOOGLE = "AIzaSyA1234567890abcdefghijklmnopqrstuv"
@@ -370,3 +371,18 @@ def test_the_trigger_hides_no_match(pieces):
     line = fast.redact_line(record, encode_line(record), encode_line)
     assert orjson.loads(line) == orjson.loads(encode_line(slow.redact_record(record)))
     assert fast.report == slow.report
+
+
+def test_remembered_clean_texts_never_hide_a_secret_or_a_count(monkeypatch):
+    monkeypatch.setattr(redact_module, "_CLEAN_ENTRIES", 3)
+    redactor = Redactor.builtin()
+    record = {"a": "succeeded", "b": ["succeeded", "mail bob@example.com"], "c": "succeeded"}
+    for _ in range(3):
+        out = redactor.redact_record(record)
+        assert out == {"a": "succeeded", "b": ["succeeded", "mail <EMAIL_1>"], "c": "succeeded"}
+    assert redactor.report == {"email": {"b[]": 3}}
+    for word in ("one", "two", "three", "four"):  # past the bound: forgotten, still right
+        assert redactor.redact_text(word) == word
+    assert len(redactor._clean) <= 3
+    assert redactor.redact_text("mail bob@example.com", "d") == "mail <EMAIL_1>"
+    assert redactor.report["email"] == {"b[]": 3, "d": 1}
