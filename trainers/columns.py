@@ -40,6 +40,7 @@ from atlas.runtime.traces import AtlasSessionTrace
 __all__ = [
     "COLUMNS",
     "DEFAULT_ROW_GROUP_SIZE",
+    "DEFAULT_ROW_GROUP_TEXT",
     "JSON_COLUMNS",
     "KINDS",
     "ColumnType",
@@ -48,6 +49,7 @@ __all__ = [
     "check_kind",
     "decode_row",
     "encode_record",
+    "iter_row_groups",
     "iter_rows",
     "json_text",
     "records_from_sessions",
@@ -118,10 +120,14 @@ JSON_COLUMNS: Mapping[str, tuple[str, ...]] = {
     for kind, columns in COLUMNS.items()
 }
 
-# Rows per Parquet row group. RL records repeat the session's events on every
-# step (tens of KB each), so 1000 rows make row groups of tens of MB: small
-# enough to stream, large enough to compress well.
+# Rows per Parquet row group (and Ray block). RL records repeat the session's
+# events on every step (tens of KB each), so 1000 rows make row groups of tens
+# of MB: small enough to stream, large enough to compress well.
 DEFAULT_ROW_GROUP_SIZE = 1000
+# Text per row group or block, at most (characters of its text and JSON
+# columns): a ``sessions`` row holds a whole session, hundreds of KB with its
+# events, where 1000 rows alone would make row groups of hundreds of MB.
+DEFAULT_ROW_GROUP_TEXT = 64 * 1024 * 1024
 
 _NAMES: Mapping[str, frozenset[str]] = {
     kind: frozenset(name for name, _ in columns) for kind, columns in COLUMNS.items()
@@ -303,3 +309,25 @@ def iter_rows(
     )
     for record in records:
         yield encode_record(record, kind)
+
+
+def iter_row_groups(
+    rows: Iterable[Mapping[str, Any]],
+    max_rows: int = DEFAULT_ROW_GROUP_SIZE,
+    max_text: int = DEFAULT_ROW_GROUP_TEXT,
+) -> Iterator[list[Mapping[str, Any]]]:
+    """``rows`` in lists of at most ``max_rows`` rows and about ``max_text`` characters of text.
+
+    A list ends at the row that reaches either bound, so it is never empty
+    and memory holds one list of rows, however large the rows are.
+    """
+    group: list[Mapping[str, Any]] = []
+    text = 0
+    for row in rows:
+        group.append(row)
+        text += sum(len(value) for value in row.values() if isinstance(value, str))
+        if len(group) >= max_rows or text >= max_text:
+            yield group
+            group, text = [], 0
+    if group:
+        yield group

@@ -10,7 +10,6 @@ names the kind and its JSON text columns (``arc-atlas.kind``,
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -25,6 +24,7 @@ from trainers.columns import (
     DEFAULT_ROW_GROUP_SIZE,
     JSON_COLUMNS,
     check_kind,
+    iter_row_groups,
     iter_rows,
 )
 
@@ -100,9 +100,8 @@ class ParquetOutput:
 
     def write_rows(self, rows: Iterable[Mapping[str, Any]]) -> int:
         """Write encoded rows (see :func:`trainers.columns.iter_rows`); returns how many."""
-        stream = iter(rows)
         count = 0
-        while chunk := list(itertools.islice(stream, self.row_group_size)):
+        for chunk in iter_row_groups(rows, self.row_group_size):
             table = pa.Table.from_pylist(chunk, schema=self.schema)
             self._writer.write_table(table, row_group_size=self.row_group_size)
             count += len(chunk)

@@ -32,7 +32,6 @@ never reading another snapshot. Needs the ``ray`` extra
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 import os
 import weakref
@@ -69,7 +68,7 @@ from atlas.training_data.snapshot import (
     share_snapshot,
 )
 from atlas.training_data.targets import ConfigArg, reader_config
-from trainers.columns import DEFAULT_ROW_GROUP_SIZE, iter_rows
+from trainers.columns import DEFAULT_ROW_GROUP_SIZE, iter_row_groups, iter_rows
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -140,7 +139,7 @@ def read_shard(task: ShardRead) -> Iterator[pa.Table]:
     with connect(task.settings) as conn, join_snapshot(conn, task.shared):
         rows = iter_rows(_traces(conn, task), task.kind)
         produced = False
-        while block := list(itertools.islice(rows, task.block_rows)):
+        for block in iter_row_groups(rows, task.block_rows):
             produced = True
             yield pa.Table.from_pylist(block, schema=schema)
         if not produced:
@@ -317,7 +316,8 @@ def read_sessions(
     driver (its environment and ``config``), never in a task; ``limit`` and
     ``offset`` choose the newest sessions of the whole selection, as there.
     ``shard`` is refused: the tasks are the shards. ``page_size`` sessions
-    are read per query, and blocks hold at most ``block_rows`` rows.
+    are read per query, and blocks hold at most ``block_rows`` rows (and about
+    64 MB of text: :data:`trainers.columns.DEFAULT_ROW_GROUP_TEXT`).
 
     Raises, before any task runs: :class:`~atlas.errors.MissingExtra` without
     Ray (the ``ray`` extra), :class:`~atlas.errors.InvalidFilter` naming the
