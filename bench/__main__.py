@@ -29,24 +29,25 @@ import sys
 import time
 from dataclasses import replace
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
 from rich.console import Console
 from rich.table import Table
 
-from bench.cases import CASES, LAYOUTS, REFERENCE, UPGRADE, Dataset, Measurement, upgrade
+from bench.cases import (
+    CASES,
+    LAYOUTS,
+    REFERENCE,
+    UPGRADE,
+    Dataset,
+    Measurement,
+    database_url,
+    upgrade,
+)
 
 GENERATOR_VERSION = 1
 SDK_GENERATOR_VERSION = 1  # bump when atlas/storage/synthetic_sdk.py changes its rows
-
-
-def _database_url(server_url: str, name: str) -> str:
-    if "://" not in server_url:
-        return psycopg.conninfo.make_conninfo(server_url, dbname=name)
-    parts = urlsplit(server_url)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
 
 
 def _server_url(explicit: str | None) -> str:
@@ -54,7 +55,7 @@ def _server_url(explicit: str | None) -> str:
         return explicit
     from atlas.storage import ensure_embedded
 
-    return _database_url(ensure_embedded(), "postgres")
+    return database_url(ensure_embedded(), "postgres")
 
 
 def _create_database(admin: psycopg.Connection[Any], name: str, template: str = "") -> None:
@@ -85,7 +86,7 @@ def _seed_if_needed(
     from atlas.storage.synthetic import seed_sessions
     from atlas.storage.synthetic_sdk import create_atlas_sdk_schema
 
-    url = _database_url(server_url, name)
+    url = database_url(server_url, name)
     with psycopg.connect(server_url, autocommit=True) as admin:
         exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if exists and rebuild:
@@ -153,7 +154,7 @@ def build_sdk_dataset(
     with psycopg.connect(server_url, autocommit=True) as admin:
         _drop_database(admin, name)
         _create_database(admin, name, template=name + "_raw")
-    url = _database_url(server_url, name)
+    url = database_url(server_url, name)
     console.print(f"upgrading {name} (a copy of {name}_raw) with arc-atlas db upgrade ...")
     timing = _run_case_in_subprocess(UPGRADE, Dataset(url, sessions, int(raw_size)))
     return _vacuumed(url, sessions), timing

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
@@ -37,6 +38,14 @@ __all__ = [
 ]
 
 LAYOUTS: tuple[str, ...] = ("arc-atlas", "atlas-sdk")
+
+
+def database_url(server_url: str, name: str) -> str:
+    """``server_url`` (a URL or libpq's key=value form) with its database set to ``name``."""
+    if "://" not in server_url:
+        return psycopg.conninfo.make_conninfo(server_url, dbname=name)
+    parts = urlsplit(server_url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
 
 
 @dataclass(frozen=True)
@@ -344,6 +353,60 @@ def upgrade(dataset: Dataset) -> Measurement:
     return Measurement(time.perf_counter() - started, dataset.sessions, dataset.bytes_on_disk)
 
 
+def _partition_cases(interval: str) -> dict[str, Case]:
+    """``db partition-events --interval INTERVAL`` on a copy, and reads of it (bench.partition)."""
+
+    def convert(dataset: Dataset) -> Measurement:
+        from bench.partition import convert  # imported here: bench.partition builds on this module
+
+        return convert(dataset, interval)
+
+    def copy_event_type(dataset: Dataset) -> Measurement:
+        from bench.partition import copy_event_type
+
+        return copy_event_type(dataset, interval)
+
+    def export(dataset: Dataset) -> Measurement:
+        from bench.partition import export_partitioned
+
+        return export_partitioned(dataset, interval)
+
+    return {
+        f"partition ({interval}): db partition-events on a copy of the data set": Case(
+            convert, REFERENCE
+        ),
+        f"partition ({interval}): the same event_type COPY on the partitioned copy": Case(
+            copy_event_type, EVENT_TYPE_REFERENCE
+        ),
+        f"partition ({interval}): export, whole table, on the partitioned copy": Case(
+            export, "export: arc-atlas JSONL, whole table, all statuses"
+        ),
+    }
+
+
+def _event_type_reference(dataset: Dataset) -> Measurement:
+    from bench.partition import copy_event_type
+
+    return copy_event_type(dataset, None)
+
+
+def _ray_read(tasks: int) -> Callable[[Dataset], Measurement]:
+    """read_sessions with ``tasks`` read tasks on a local Ray cluster (bench.ray_read)."""
+
+    def run(dataset: Dataset) -> Measurement:
+        from bench.ray_read import read  # imported here: bench.ray_read builds on this module
+
+        return read(dataset, tasks)
+
+    return run
+
+
+def _export_parquet(dataset: Dataset) -> Measurement:
+    from bench.ray_read import export_parquet
+
+    return export_parquet(dataset)
+
+
 def _ui_pages(dataset: Dataset) -> Measurement:
     from bench.ui import run  # imported here: bench.ui builds on this module
 
@@ -359,6 +422,7 @@ def _ui_reference(dataset: Dataset) -> Measurement:
 UPGRADE = "upgrade: arc-atlas db upgrade of the atlas-sdk database (once)"
 REFERENCE = "reference: COPY all session tables"
 UI_REFERENCE = "reference: COPY the list's first page (50 rows)"
+EVENT_TYPE_REFERENCE = "reference: COPY the events of one event_type (002's filter, unpartitioned)"
 CASES: dict[str, Case] = {
     REFERENCE: Case(copy_reference, REFERENCE),
     "reference: COPY rows of min_reward>=0.8 limit 1000": Case(
@@ -392,6 +456,16 @@ CASES: dict[str, Case] = {
     "runtime: persistence of demo sessions (database time)": Case(
         _runtime_persistence, REFERENCE, ("arc-atlas",)
     ),
+    "export: parquet, kind=sessions, whole table, all statuses": Case(_export_parquet, REFERENCE),
+    **{
+        f"ray: read_sessions(kind=sessions), {n} read task{'s' * (n > 1)}, iter_batches": Case(
+            _ray_read(n), REFERENCE
+        )
+        for n in (1, 2, 4)
+    },
+    EVENT_TYPE_REFERENCE: Case(_event_type_reference, EVENT_TYPE_REFERENCE),
+    **_partition_cases("month"),
+    **_partition_cases("day"),
     UI_REFERENCE: Case(_ui_reference, UI_REFERENCE),
     "ui: arc-atlas ui pages over HTTP (row: first list page)": Case(_ui_pages, UI_REFERENCE),
 }
