@@ -37,6 +37,7 @@ import os
 import weakref
 from array import array
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -147,13 +148,29 @@ def read_shard(task: ShardRead) -> Iterator[pa.Table]:
 
 
 def _traces(conn: psycopg.Connection[Any], task: ShardRead) -> Iterator[Any]:
-    for start in range(0, len(task.ids), task.page_size):
+    """The shard's sessions, a page per query; the next page is read while this one is used."""
+
+    def fetch(start: int) -> list[Any]:
         chunk = tuple(task.ids[start : start + task.page_size])
         # The listed ids that the query still selects: the same sessions in the driver's
         # snapshot; in a later one (another server), none that the gate now refuses.
         plan = page_plan(task.filters.only(chunk), task.gate, task.options, size=len(chunk))
         page: Page = drive(conn, plan)
-        yield from page.traces
+        return page.traces
+
+    starts = range(0, len(task.ids), task.page_size)
+    if not starts:
+        return
+    # One thread owns the connection, a page ahead of the caller: the server works on the
+    # next page while this task turns the last one into rows. Closing early waits for the
+    # page in flight (one query), so the connection is idle when it is closed.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="arc-atlas-shard") as reader:
+        ahead = reader.submit(fetch, starts[0])
+        for start in starts[1:]:
+            traces = ahead.result()
+            ahead = reader.submit(fetch, start)
+            yield from traces
+        yield from ahead.result()
 
 
 def list_shards(
