@@ -31,7 +31,6 @@ from dataclasses import replace
 from typing import Any
 
 import psycopg
-from psycopg import sql
 from rich.console import Console
 from rich.table import Table
 
@@ -42,7 +41,9 @@ from bench.cases import (
     UPGRADE,
     Dataset,
     Measurement,
+    create_database,
     database_url,
+    drop_database,
     upgrade,
 )
 
@@ -56,20 +57,6 @@ def _server_url(explicit: str | None) -> str:
     from atlas.storage import ensure_embedded
 
     return database_url(ensure_embedded(), "postgres")
-
-
-def _create_database(admin: psycopg.Connection[Any], name: str, template: str = "") -> None:
-    query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
-    if template:
-        # FILE_COPY copies the files as they are: much faster than WAL-logging every block.
-        query = sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY").format(
-            sql.Identifier(name), sql.Identifier(template)
-        )
-    admin.execute(query)
-
-
-def _drop_database(admin: psycopg.Connection[Any], name: str) -> None:
-    admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def _seed_if_needed(
@@ -90,10 +77,10 @@ def _seed_if_needed(
     with psycopg.connect(server_url, autocommit=True) as admin:
         exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if exists and rebuild:
-            _drop_database(admin, name)
+            drop_database(admin, name)
             exists = None
         if not exists:
-            _create_database(admin, name)
+            create_database(admin, name)
     with psycopg.connect(url, autocommit=True) as conn:
         has_table = conn.execute("SELECT to_regclass('sessions') IS NOT NULL").fetchone()[0]  # type: ignore[index]
         count = conn.execute("SELECT count(*) FROM sessions").fetchone()[0] if has_table else 0  # type: ignore[index]
@@ -152,8 +139,8 @@ def build_sdk_dataset(
     with psycopg.connect(raw_url, autocommit=True) as conn:
         raw_size = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]  # type: ignore[index]
     with psycopg.connect(server_url, autocommit=True) as admin:
-        _drop_database(admin, name)
-        _create_database(admin, name, template=name + "_raw")
+        drop_database(admin, name)
+        create_database(admin, name, template=name + "_raw")
     url = database_url(server_url, name)
     console.print(f"upgrading {name} (a copy of {name}_raw) with arc-atlas db upgrade ...")
     timing = _run_case_in_subprocess(UPGRADE, Dataset(url, sessions, int(raw_size)))

@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+from psycopg import sql
 
 from atlas.storage.schema import SESSION_TABLES
 
@@ -46,6 +47,22 @@ def database_url(server_url: str, name: str) -> str:
         return psycopg.conninfo.make_conninfo(server_url, dbname=name)
     parts = urlsplit(server_url)
     return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+
+
+def create_database(admin: psycopg.Connection[Any], name: str, template: str = "") -> None:
+    """``CREATE DATABASE name``, a file copy of ``template`` when one is given."""
+    query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    if template:
+        # FILE_COPY copies the files as they are: much faster than WAL-logging every block.
+        query = sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY").format(
+            sql.Identifier(name), sql.Identifier(template)
+        )
+    admin.execute(query)
+
+
+def drop_database(admin: psycopg.Connection[Any], name: str) -> None:
+    """``DROP DATABASE IF EXISTS name``, ending its connections."""
+    admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 @dataclass(frozen=True)
@@ -152,7 +169,8 @@ def _paginate_all(dataset: Dataset) -> Measurement:
     return asyncio.run(run())
 
 
-def _export(dataset: Dataset) -> Measurement:
+def export_whole_table(dataset: Dataset) -> Measurement:
+    """The JSONL export of every session, all review statuses (the export case)."""
     import os
     import tempfile
 
@@ -436,7 +454,7 @@ CASES: dict[str, Case] = {
         lambda d: _get_filtered(d, False), "reference: same, without events"
     ),
     "paginate_sessions(batch_size=100), whole table": Case(_paginate_all, REFERENCE),
-    "export: arc-atlas JSONL, whole table, all statuses": Case(_export, REFERENCE),
+    "export: arc-atlas JSONL, whole table, all statuses": Case(export_whole_table, REFERENCE),
     "  ... redact: the same with --redact (ratio: plain time / redacted time)": Case(
         _export_redacted, "export: arc-atlas JSONL, whole table, all statuses"
     ),

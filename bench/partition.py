@@ -18,17 +18,24 @@ The copies are left for inspection; ``DROP DATABASE`` them when done.
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 import time
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
 import psycopg
 from psycopg import sql
 
-from bench.cases import Dataset, Measurement, database_url
+from atlas.storage.partition import events_layout
+from bench.cases import (
+    Dataset,
+    Measurement,
+    create_database,
+    database_url,
+    drop_database,
+    export_whole_table,
+)
 
 __all__ = ["convert", "copy_event_type", "export_partitioned"]
 
@@ -42,14 +49,8 @@ def _names(dataset: Dataset, interval: str) -> tuple[str, str, str]:
 def _copy_database(dataset: Dataset, interval: str) -> str:
     source, copy, admin_url = _names(dataset, interval)
     with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(copy))
-        )
-        admin.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY").format(
-                sql.Identifier(copy), sql.Identifier(source)
-            )
-        )
+        drop_database(admin, copy)
+        create_database(admin, copy, template=source)
     return database_url(dataset.url, copy)
 
 
@@ -61,11 +62,8 @@ def _partitioned_copy(dataset: Dataset, interval: str) -> str:
     url = database_url(dataset.url, copy)
     if found:
         with psycopg.connect(url, autocommit=True) as conn:
-            kind = conn.execute(
-                "SELECT relkind::text FROM pg_class WHERE oid = 'trajectory_events'::regclass"
-            ).fetchone()
-        if kind == ("p",):
-            return url
+            if events_layout(conn).partitioned:
+                return url
     convert(dataset, interval)
     return url
 
@@ -118,10 +116,4 @@ def copy_event_type(dataset: Dataset, interval: str | None) -> Measurement:
 
 def export_partitioned(dataset: Dataset, interval: str) -> Measurement:
     """The whole-table export (all review statuses) of the partitioned copy."""
-    from atlas.training_data.export import export_jsonl
-
-    url = _partitioned_copy(dataset, interval)
-    with tempfile.TemporaryDirectory() as folder:
-        target = os.path.join(folder, "export.jsonl")
-        summary = export_jsonl(target, url, include_all_review_statuses=True)
-        return Measurement(summary.seconds, summary.sessions, summary.bytes_written)
+    return export_whole_table(replace(dataset, url=_partitioned_copy(dataset, interval)))
